@@ -1,0 +1,3 @@
+"""chiptracker: tracks China's AI chips (Zhenwu, Hanguang, Kunlun, Ascend …) in the news."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,173 @@
+"""The catalog of companies, chip families, fabs and words, loaded from catalog.toml.
+
+The catalog is data: this module only reads and validates it. A malformed catalog
+fails at load time with a CatalogError that names the entry and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+
+
+class CatalogError(ValueError):
+    """The catalog file is missing, is not TOML, or an entry is invalid."""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+class ChipModel(_Entry):
+    id: str = Field(min_length=1)
+    names: list[str] = Field(min_length=1)
+    # distinctive enough ("910C", "P800") to count without the family name next to it
+    standalone: bool = False
+
+
+class Company(_Entry):
+    id: str = Field(min_length=1)
+    names: list[str] = Field(min_length=1)
+
+
+class Family(_Entry):
+    id: str = Field(min_length=1)
+    company: str
+    names: list[str] = []
+    context_names: list[str] = []
+    company_names: list[str] = []
+    case_sensitive: list[str] = []
+    not_chip: list[str] = []
+    model_pattern: str
+    models: list[ChipModel] = []
+    report: bool = True
+
+    _pattern_ok = field_validator("model_pattern")(_check_regex)
+
+    @model_validator(mode="after")
+    def _has_a_name(self) -> Family:
+        if not (self.names or self.context_names or self.company_names):
+            raise ValueError("a family needs at least one name")
+        all_names = set(self.names) | set(self.context_names) | set(self.company_names)
+        if unknown := set(self.case_sensitive) - all_names:
+            raise ValueError(f"case_sensitive lists names the family does not have: {sorted(unknown)}")
+        return self
+
+
+class Fab(_Entry):
+    id: str = Field(min_length=1)
+    names: list[str] = []
+    patterns: list[str] = []
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_ok(cls, patterns: list[str]) -> list[str]:
+        return [_check_regex(p) for p in patterns]
+
+
+class ContextWords(_Entry):
+    manufacturing: list[str]
+    negation: list[str]
+    comparison: list[str]
+    transition_from: list[str]
+    transition_to: list[str]
+    previous: list[str]
+    anaphora: list[str]
+
+
+class UseWords(_Entry):
+    both: list[str]
+    training: list[str]
+    inference: list[str]
+    not_use_after: list[str] = []
+
+
+class NvidiaProduct(_Entry):
+    pattern: str
+    id: str | None = None  # fixed id (family words); else the match itself, upper-cased
+
+    _pattern_ok = field_validator("pattern")(_check_regex)
+
+
+class Catalog(_Entry):
+    version: str
+    chip_words: list[str]
+    other_products: list[str] = []
+    companies: list[Company]
+    families: list[Family]
+    fabs: list[Fab]
+    context: ContextWords
+    uses: UseWords
+    nvidia: list[NvidiaProduct]
+
+    @model_validator(mode="after")
+    def _references_ok(self) -> Catalog:
+        for kind, ids in (
+            ("companies", [c.id for c in self.companies]),
+            ("families", [f.id for f in self.families]),
+            ("fabs", [f.id for f in self.fabs]),
+        ):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{kind}: duplicate id {dupes}")
+        company_ids = {c.id for c in self.companies}
+        for family in self.families:
+            if family.company not in company_ids:
+                raise ValueError(f"family {family.id!r}: unknown company {family.company!r}")
+        return self
+
+    def company(self, company_id: str) -> Company:
+        return next(c for c in self.companies if c.id == company_id)
+
+
+def _describe(data: dict, loc: tuple) -> str:
+    """Turn a pydantic error location into words: families[3] (id 'ascend').model_pattern."""
+    parts: list[str] = []
+    node: object = data
+    for key in loc:
+        if isinstance(key, int) and parts:
+            parts[-1] += f"[{key}]"
+            node = node[key] if isinstance(node, list) and key < len(node) else None
+            if isinstance(node, dict) and "id" in node:
+                parts[-1] += f" (id {node['id']!r})"
+        else:
+            parts.append(str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return ".".join(parts) or "catalog"
+
+
+def parse_catalog(text: str, source: str = "catalog") -> Catalog:
+    """Parse and validate catalog TOML; raise CatalogError naming the bad entry."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_describe(data, err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise CatalogError(f"{source}: {problems}") from None
+
+
+@cache
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    """The catalog at `path` (the bundled one by default), parsed once per process."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+    return parse_catalog(text, source=str(path))

@@ -1,0 +1,510 @@
+"""Article text → chip events, each with the fab, the use and the sentences that say so.
+
+The steps, in order:
+1. normalise the text (NFKC) and detect its language;
+2. find the chips: catalog names, checked against word boundaries (jieba / fugashi)
+   and, for names that are also ordinary words, against the sentence's context;
+   then the model after each name ("Ascend 910C", "昆仑芯P800", "Ascend 950、960、970");
+3. find fab claims (a fab named with a manufacturing word, not denied, not a comparison,
+   not about memory or phones) and use claims (training / inference / both);
+4. tie each claim to the chip it speaks of: the nearest chip in the same sentence, the
+   chip of the sentence before when this one starts with "the chip", "该芯片" …, or,
+   for a fab, the one chip family of the company the sentence names;
+5. one event per (company, family, model), with evidence offsets into the normalised text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chalicelib import __version__
+from chalicelib.catalog import Catalog, Family, load_catalog
+from chalicelib.models import ChipEvent, Evidence, Extraction
+from chalicelib.text import Lang, Sentence, Span, clauses, detect_language, normalise, sentences, terms_regex, tokenizer
+
+# How far (characters) a use word may stand from the chip it is said of, in one sentence.
+_USE_WINDOW = {"en": 80, "zh": 50, "ja": 50}
+# At most this many evidence sentences per event.
+_MAX_EVIDENCE = 3
+
+NameKind = Literal["name", "context", "company"]
+
+
+def extractor_version(catalog: Catalog | None = None) -> str:
+    return f"{__version__}+catalog.{(catalog or load_catalog()).version}"
+
+
+# Compiled catalog ----------------------------------------------------------------------------
+
+def _alias_pattern(name: str) -> str:
+    """A chip name as a regex: Latin names as whole words (a plural "s" allowed)."""
+    body = re.escape(name)
+    if name[:1].isascii() and name[:1].isalnum():
+        return rf"(?<![A-Za-z]){body}(?=s?(?![A-Za-z]))"
+    return body
+
+
+def _alternation(names: list[str], flags: int = 0) -> re.Pattern[str]:
+    ordered = sorted(set(names), key=len, reverse=True)
+    return re.compile("|".join(_alias_pattern(n) for n in ordered) or r"(?!x)x", flags)
+
+
+_CHIP_WORD_BETWEEN = r"[\s\-]*(?:(?:AI\s*)?(?:chips?|芯片|晶片|チップ)\s*)?"
+# a model is not followed by a letter, a digit, a decimal or a Chinese counter ("昆仑芯 2 万片")
+_MODEL_END = r"(?![A-Za-z0-9]|\.\d|\s*[万萬亿億片年月日个個家台张張块塊倍%])"
+_ENUMERATION = r"\s*(?:,|、|/|&|\band\b|\bor\b|和|与|與|及|以及|或|或是|や|と|および)\s*"
+
+
+@dataclass(frozen=True)
+class _FamilyMatchers:
+    family: Family
+    model_after: re.Pattern[str]  # a model right after the family name
+    model_next: re.Pattern[str]  # a further model in an enumeration
+    standalone: re.Pattern[str] | None  # distinctive catalog models on their own
+    model_ids: dict[str, str]  # upper-cased name → catalog model id
+
+
+@dataclass(frozen=True)
+class _Matchers:
+    catalog: Catalog
+    names_ci: re.Pattern[str]
+    names_cs: re.Pattern[str]
+    name_kinds: dict[tuple[str, bool], list[tuple[Family, NameKind]]]  # (name key, case-sensitive)
+    not_chip: re.Pattern[str]
+    tokenizer_words: frozenset[str]
+    families: dict[str, _FamilyMatchers]
+    companies: dict[str, re.Pattern[str]]
+    chip_words: re.Pattern[str]
+    other_products: re.Pattern[str]
+    fab_names: re.Pattern[str]
+    fab_ids: dict[str, str]
+    fab_patterns: list[tuple[str, re.Pattern[str]]]
+    manufacturing: re.Pattern[str]
+    negation: re.Pattern[str]
+    comparison: re.Pattern[str]
+    transition_from: re.Pattern[str]
+    transition_to: re.Pattern[str]
+    previous: re.Pattern[str]
+    anaphora: re.Pattern[str]
+    use_both: re.Pattern[str]
+    use_training: re.Pattern[str]
+    use_inference: re.Pattern[str]
+    not_use_after: re.Pattern[str]
+    nvidia: list[tuple[str | None, re.Pattern[str]]]
+
+
+def _family_matchers(family: Family) -> _FamilyMatchers:
+    names = sorted({n for m in family.models for n in m.names}, key=len, reverse=True)
+    model = "|".join([*(re.escape(n) for n in names), f"(?:{family.model_pattern})"])
+    model_ids = {n.upper(): m.id for m in family.models for n in m.names}
+    standalone = [n for m in family.models if m.standalone for n in m.names]
+    return _FamilyMatchers(
+        family=family,
+        model_after=re.compile(f"{_CHIP_WORD_BETWEEN}(?P<model>{model}){_MODEL_END}", re.IGNORECASE),
+        model_next=re.compile(f"{_ENUMERATION}(?P<model>{model}){_MODEL_END}", re.IGNORECASE),
+        standalone=re.compile(
+            "|".join(rf"(?<![A-Za-z0-9]){re.escape(n)}(?![A-Za-z0-9])" for n in standalone)
+        ) if standalone else None,
+        model_ids=model_ids,
+    )
+
+
+_compiled: dict[int, _Matchers] = {}
+
+
+def _matchers(catalog: Catalog) -> _Matchers:
+    """The catalog's regexes, compiled once per catalog object."""
+    compiled = _compiled.get(id(catalog))
+    if compiled is None or compiled.catalog is not catalog:
+        compiled = _compiled[id(catalog)] = _compile(catalog)
+    return compiled
+
+
+def _compile(catalog: Catalog) -> _Matchers:
+    name_kinds: dict[tuple[str, bool], list[tuple[Family, NameKind]]] = {}
+    ci_names, cs_names, tokenizer_words = [], [], set()
+    for family in catalog.families:
+        kinds: list[tuple[list[str], NameKind]] = [
+            (family.names, "name"), (family.context_names, "context"), (family.company_names, "company")
+        ]
+        for names, kind in kinds:
+            for name in names:
+                sensitive = name in family.case_sensitive
+                (cs_names if sensitive else ci_names).append(name)
+                key = name if sensitive else name.casefold()
+                name_kinds.setdefault((key, sensitive), []).append((family, kind))
+                tokenizer_words.add(name)
+        tokenizer_words.update(family.not_chip)
+    for company in catalog.companies:
+        tokenizer_words.update(company.names)
+    ctx, uses = catalog.context, catalog.uses
+    fab_ids = {name.casefold(): fab.id for fab in catalog.fabs for name in fab.names}
+    return _Matchers(
+        catalog=catalog,
+        names_ci=_alternation(ci_names, re.IGNORECASE),
+        names_cs=_alternation(cs_names),
+        name_kinds=name_kinds,
+        not_chip=_alternation([n for f in catalog.families for n in f.not_chip], re.IGNORECASE),
+        tokenizer_words=frozenset(w for w in tokenizer_words if not w.isascii()),
+        families={f.id: _family_matchers(f) for f in catalog.families},
+        companies={c.id: terms_regex(c.names) for c in catalog.companies},
+        chip_words=terms_regex(catalog.chip_words),
+        other_products=terms_regex(catalog.other_products),
+        fab_names=terms_regex(fab_ids),
+        fab_ids=fab_ids,
+        fab_patterns=[(fab.id, re.compile(p)) for fab in catalog.fabs for p in fab.patterns],
+        manufacturing=terms_regex(ctx.manufacturing),
+        negation=terms_regex(ctx.negation),
+        comparison=terms_regex(ctx.comparison),
+        transition_from=terms_regex(ctx.transition_from),
+        transition_to=terms_regex(ctx.transition_to),
+        previous=terms_regex(ctx.previous),
+        anaphora=re.compile("|".join(re.escape(a) for a in sorted(ctx.anaphora, key=len, reverse=True))),
+        use_both=terms_regex(uses.both),
+        use_training=terms_regex(uses.training),
+        use_inference=terms_regex(uses.inference),
+        not_use_after=re.compile(
+            r"\s*(?:" + "|".join(re.escape(w) for w in sorted(uses.not_use_after, key=len, reverse=True)) + ")",
+            re.IGNORECASE,
+        ),
+        nvidia=[(p.id, re.compile(p.pattern)) for p in catalog.nvidia],
+    )
+
+
+# The article being read ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Mention:
+    family: Family
+    model: str | None
+    in_catalog: bool
+    start: int
+    end: int
+    sentence: int
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.family.company, self.family.id, self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class _FabClaim:
+    fab: str | None
+    previous: str | None
+    start: int
+    end: int
+    sentence: int
+
+
+@dataclass(frozen=True, slots=True)
+class _UseClaim:
+    use: str
+    start: int
+    end: int
+    sentence: int
+
+
+@dataclass
+class _Article:
+    text: str
+    lang: Lang
+    m: _Matchers
+    sentences: list[Sentence]
+    _sentence_starts: list[int] = field(default_factory=list)
+    _tokens: dict[int, list] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._sentence_starts = [s.start for s in self.sentences]
+
+    def sentence_at(self, pos: int) -> Sentence:
+        from bisect import bisect_right
+
+        return self.sentences[max(bisect_right(self._sentence_starts, pos) - 1, 0)]
+
+    def sentence_text(self, s: Sentence) -> str:
+        return self.text[s.start:s.end]
+
+    def tokens(self, s: Sentence) -> list:
+        if s.index not in self._tokens:
+            tk = tokenizer(self.lang, self.m.tokenizer_words)
+            self._tokens[s.index] = [
+                type(t)(t.start + s.start, t.end + s.start, t.known) for t in tk.tokens(self.sentence_text(s))
+            ]
+        return self._tokens[s.index]
+
+
+# Chips --------------------------------------------------------------------------------------------
+
+def _is_word(article: _Article, s: Sentence, start: int, end: int) -> bool:
+    """No dictionary word of the tokeniser runs across the name's edges (包含光刻机 is not 含光)."""
+    if article.lang == "en" or article.text[start:end].isascii():
+        return True
+    return not any(
+        t.known and (t.start < start < t.end or t.start < end < t.end) for t in article.tokens(s)
+    )
+
+
+def _read_models(article: _Article, fm: _FamilyMatchers, pos: int) -> list[tuple[str, bool, int, int]]:
+    """Models written right after a family name at `pos`: (id, in catalog, start, end) each."""
+    found = []
+    match = fm.model_after.match(article.text, pos)
+    while match:
+        text = match.group("model")
+        model_id = fm.model_ids.get(text.upper())
+        canonical = model_id or re.sub(r"\s+", "", text).upper()
+        found.append((canonical, model_id is not None, match.start("model"), match.end("model")))
+        match = fm.model_next.match(article.text, match.end())
+    return found
+
+
+def _find_chips(article: _Article) -> list[_Mention]:
+    m, text = article.m, article.text
+    blocked = [mt.span() for mt in m.not_chip.finditer(text)]
+    mentions: list[_Mention] = []
+    for regex, sensitive in ((m.names_ci, False), (m.names_cs, True)):
+        for match in regex.finditer(text):
+            start, end = match.span()
+            if any(b0 < end and start < b1 for b0, b1 in blocked):
+                continue
+            key = match.group() if sensitive else match.group().casefold()
+            s = article.sentence_at(start)
+            for family, kind in m.name_kinds.get((key, sensitive), []):
+                models = _read_models(article, m.families[family.id], end)
+                if not models and not _in_context(article, s, family, kind):
+                    continue
+                if not _is_word(article, s, start, end):
+                    continue
+                if not models:
+                    mentions.append(_Mention(family, None, True, start, end, s.index))
+                for n, (model, in_catalog, m_start, m_end) in enumerate(models):
+                    # the first model's span includes the family name; later ones ("、960") stand alone
+                    mentions.append(_Mention(family, model, in_catalog, m_start if n else start, m_end, s.index))
+    mentions += _standalone_models(article, mentions)
+    return sorted(mentions, key=lambda x: x.start)
+
+
+def _in_context(article: _Article, s: Sentence, family: Family, kind: NameKind) -> bool:
+    """Whether a name that is also an ordinary word is used for the chip in this sentence."""
+    if kind == "name":
+        return True
+    sentence = article.sentence_text(s)
+    if article.m.companies[family.company].search(sentence):
+        return True
+    return kind == "context" and article.m.chip_words.search(sentence) is not None
+
+
+def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Mention]:
+    """Distinctive models ("the 910C") in an article that names their family elsewhere."""
+    taken = [(x.start, x.end) for x in mentions]
+    found = []
+    for family_id in dict.fromkeys(x.family.id for x in mentions):
+        fm = article.m.families[family_id]
+        if fm.standalone is None:
+            continue
+        for match in fm.standalone.finditer(article.text):
+            start, end = match.span()
+            if any(t0 < end and start < t1 for t0, t1 in taken):
+                continue
+            model_id = fm.model_ids[match.group().upper()]
+            found.append(_Mention(fm.family, model_id, True, start, end, article.sentence_at(start).index))
+    return found
+
+
+# Claims: fabs and uses ---------------------------------------------------------------------------
+
+def _clause_at(article: _Article, s: Sentence, pos: int) -> Span:
+    return next((c for c in clauses(article.text, s) if c.start <= pos < c.end), Span(s.start, s.end))
+
+
+def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabClaim]:
+    m, text = article.m, article.text
+    named = [(mt.start(), mt.end(), m.fab_ids[mt.group().casefold()], False) for mt in m.fab_names.finditer(text)]
+    phrased = [(mt.start(), mt.end(), fab_id, True) for fab_id, rx in m.fab_patterns for mt in rx.finditer(text)]
+    found = sorted(named + phrased)
+    claims: list[_FabClaim] = []
+    consumed: set[int] = set()
+    for i, (start, end, fab, is_phrase) in enumerate(found):
+        if i in consumed:
+            continue
+        s = article.sentence_at(start)
+        clause = _clause_at(article, s, start)
+        clause_text = text[clause.start:clause.end]
+        lead = text[max(clause.start, start - 12):start]
+        if m.comparison.search(lead):
+            continue
+        if m.other_products.search(clause_text) and not any(clause.start <= x.start < clause.end for x in mentions):
+            continue  # said of a phone or of memory, with no tracked chip in reach
+        if not is_phrase and not m.manufacturing.search(article.sentence_text(s)):
+            continue  # a fab named in passing is not a claim
+        # "from TSMC to SMIC": the next fab of the sentence is the new one
+        nxt = next(((j, f) for j, f in enumerate(found[i + 1:], i + 1) if f[0] < s.end), None)
+        if nxt and _is_transition(article, s, (start, end), nxt[1][:2]):
+            claims.append(_FabClaim(nxt[1][2], fab, nxt[1][0], nxt[1][1], s.index))
+            consumed.add(nxt[0])
+            continue
+        if m.negation.search(clause_text):
+            continue
+        if m.previous.search(text[clause.start:start]):
+            claims.append(_FabClaim(None, fab, start, end, s.index))
+            continue
+        claims.append(_FabClaim(fab, None, start, end, s.index))
+    return claims
+
+
+def _is_transition(article: _Article, s: Sentence, first: tuple[int, int], second: tuple[int, int]) -> bool:
+    m, text = article.m, article.text
+    before = text[max(s.start, first[0] - 12):first[0]]
+    between = text[first[1]:second[0]]
+    after = text[second[1]:min(s.end, second[1] + 10)]
+    return (
+        len(between) <= 60
+        and bool(m.transition_from.search(before) or m.transition_from.match(between.lstrip()))
+        and bool(m.transition_to.search(between) or m.transition_to.match(after))
+    )
+
+
+def _find_use_claims(article: _Article) -> list[_UseClaim]:
+    m, text = article.m, article.text
+    claims: list[_UseClaim] = []
+    taken: list[tuple[int, int]] = []
+    for use, regex in (("both", m.use_both), ("training", m.use_training), ("inference", m.use_inference)):
+        for match in regex.finditer(text):
+            start, end = match.span()
+            if any(t0 < end and start < t1 for t0, t1 in taken):
+                continue
+            if m.not_use_after.match(text, end):
+                continue  # 推理模型 is a reasoning model, "training data" is data
+            taken.append((start, end))
+            claims.append(_UseClaim(use, start, end, article.sentence_at(start).index))
+    return claims
+
+
+def _nearest(mentions: list[_Mention], start: int, end: int) -> tuple[_Mention, int] | None:
+    best = None
+    for x in mentions:
+        gap = max(x.start - end, start - x.end, 0)
+        if best is None or gap < best[1]:
+            best = (x, gap)
+    return best
+
+
+def _referent(article: _Article, s: Sentence, by_sentence: dict[int, list[_Mention]]) -> _Mention | None:
+    """The chip of the previous sentence, when this one refers back to it ("The chip …", "该芯片")."""
+    if s.index == 0 or not any(article.m.anaphora.match(article.text, c.start) for c in clauses(article.text, s)):
+        return None
+    previous = article.sentences[s.index - 1]
+    before = by_sentence.get(previous.index, [])
+    if previous.paragraph != s.paragraph and not before:
+        return None
+    if len({x.family.id for x in before}) != 1:
+        return None
+    return before[-1]
+
+
+def _company_family(article: _Article, s: Sentence, mentions: list[_Mention]) -> _Mention | None:
+    """The one tracked family of the company this sentence names (Huawei … SMIC → Ascend)."""
+    sentence = article.sentence_text(s)
+    families = {x.family.id: x for x in mentions}
+    for company_id, regex in article.m.companies.items():
+        if regex.search(sentence):
+            of_company = [x for x in families.values() if x.family.company == company_id]
+            if len(of_company) == 1:
+                first = of_company[0]
+                return _Mention(first.family, None, True, first.start, first.end, first.sentence)
+    return None
+
+
+# Events ----------------------------------------------------------------------------------------------
+
+def extract(text: str, lang: Lang | None = None, catalog: Catalog | None = None) -> Extraction:
+    """Find the chip events of one article. `text` is normalised here; offsets index that form."""
+    catalog = catalog or load_catalog()
+    text = normalise(text)
+    lang = lang or detect_language(text)
+    article = _Article(text=text, lang=lang, m=_matchers(catalog), sentences=sentences(text))
+    mentions = _find_chips(article)
+    nvidia = find_nvidia_models(text, catalog)
+    if not mentions:
+        return Extraction(lang=lang, events=[], nvidia_models=nvidia)
+
+    by_sentence: dict[int, list[_Mention]] = {}
+    for x in mentions:
+        by_sentence.setdefault(x.sentence, []).append(x)
+
+    fabs: dict[tuple, list[_FabClaim]] = {}
+    for claim in _find_fab_claims(article, mentions):
+        s = article.sentences[claim.sentence]
+        near = _nearest(by_sentence.get(s.index, []), claim.start, claim.end)
+        target = near[0] if near else _referent(article, s, by_sentence) or _company_family(article, s, mentions)
+        if target:
+            fabs.setdefault(target.key, []).append(claim)
+            if target.key not in {x.key for x in mentions}:
+                mentions.append(target)
+
+    uses: dict[tuple, list[_UseClaim]] = {}
+    for claim in _find_use_claims(article):
+        s = article.sentences[claim.sentence]
+        near = _nearest(by_sentence.get(s.index, []), claim.start, claim.end)
+        target = near[0] if near and near[1] <= _USE_WINDOW[lang] else None
+        if near is None:
+            target = _referent(article, s, by_sentence)
+        if target:
+            uses.setdefault(target.key, []).append(claim)
+
+    version = extractor_version(catalog)
+    events, seen = [], set()
+    for x in mentions:
+        if x.key in seen or not x.family.report:
+            continue
+        seen.add(x.key)
+        fab, previous_fab, fab_claim = _decide_fab(fabs.get(x.key, []))
+        use, use_claims = _decide_use(uses.get(x.key, []))
+        evidence_at = [x.start] + ([fab_claim.start] if fab_claim else []) + [c.start for c in use_claims]
+        events.append(ChipEvent(
+            company=x.family.company, family=x.family.id, model=x.model, model_in_catalog=x.in_catalog,
+            fab=fab, previous_fab=previous_fab, use=use, nvidia_models=nvidia,
+            evidence=_evidence(article, evidence_at), extractor=version, lang=lang,
+        ))
+    return Extraction(lang=lang, events=events, nvidia_models=nvidia)
+
+
+def _decide_fab(claims: list[_FabClaim]) -> tuple[str | None, str | None, _FabClaim | None]:
+    """The fab most claims name; the previous fab from "from X to Y" or "previously X"."""
+    current = [c for c in claims if c.fab]
+    if not current:
+        previous = next((c for c in claims if c.previous), None)
+        return None, previous.previous if previous else None, previous
+    fab = Counter(c.fab for c in current).most_common(1)[0][0]
+    chosen = next(c for c in current if c.fab == fab)
+    previous = next((c.previous for c in claims if c.previous and c.previous != fab), None)
+    return fab, previous, chosen
+
+
+def _decide_use(claims: list[_UseClaim]) -> tuple[str | None, list[_UseClaim]]:
+    kinds = {c.use for c in claims}
+    if not kinds:
+        return None, []
+    use = "both" if "both" in kinds or {"training", "inference"} <= kinds else kinds.pop()
+    firsts = list({c.use: c for c in reversed(claims)}.values())
+    return use, sorted(firsts, key=lambda c: c.start)
+
+
+def _evidence(article: _Article, positions: list[int]) -> list[Evidence]:
+    chosen = sorted({article.sentence_at(p).index for p in positions})[:_MAX_EVIDENCE]
+    return [
+        Evidence(text=article.sentence_text(s), start=s.start, end=s.end)
+        for s in (article.sentences[i] for i in chosen)
+    ]
+
+
+def find_nvidia_models(text: str, catalog: Catalog | None = None) -> list[str]:
+    """Nvidia products named in the (normalised) text, upper-case, in order of first mention."""
+    found: dict[str, int] = {}
+    for fixed_id, regex in _matchers(catalog or load_catalog()).nvidia:
+        for match in regex.finditer(text):
+            model = fixed_id or re.sub(r"[\s-]+", " ", match.group()).upper()
+            found.setdefault(model, match.start())
+    return sorted(found, key=found.__getitem__)

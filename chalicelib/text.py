@@ -1,0 +1,259 @@
+"""Text handling: normalisation, language, sentences and clauses, word lists, tokenisers.
+
+Everything here works on the normalised text, so character offsets found by any
+stage index the same string that is stored and shown to the reader.
+The tokenisers (jieba for Chinese, fugashi + ipadic for Japanese) are loaded on
+first use, once per process, with the catalog's names added to their dictionaries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+Lang = Literal["en", "zh", "ja"]
+LANGS: tuple[Lang, ...] = ("en", "zh", "ja")
+
+log = logging.getLogger(__name__)
+
+
+# Normalisation and language ------------------------------------------------------------
+
+def normalise(text: str) -> str:
+    """NFKC (full-width ９１０Ｃ becomes 910C, ，becomes ,) and Unix line ends."""
+    return unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+_KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def detect_language(text: str) -> Lang:
+    """en, zh or ja from the scripts the text uses; no model, no network.
+
+    Japanese is the only one of the three that writes kana; Chinese and Japanese
+    both write Han characters, and a Han character carries about a Latin word.
+    """
+    sample = text[:20000]
+    kana = len(_KANA.findall(sample))
+    han = len(_HAN.findall(sample))
+    if kana >= 3 and kana >= 0.05 * (kana + han):
+        return "ja"
+    if han and han >= len(_LATIN_WORD.findall(sample)):
+        return "zh"
+    return "en"
+
+
+def looks_like_text(text: str) -> bool:
+    """False for binary junk: many control or replacement characters."""
+    sample = text[:20000]
+    if not sample:
+        return False
+    junk = sum(1 for ch in sample if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and ch not in "\n\t\r"))
+    return junk <= 0.05 * len(sample)
+
+
+# Sentences and clauses -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    index: int
+    start: int
+    end: int
+    paragraph: int
+
+
+# A sentence ends after 。！？!? (and closing quotes), after a full stop followed by space,
+# or at a line break. Full stops after abbreviations and initials do not end one.
+_SENTENCE_END = re.compile(r"[。！？!?]+[」』”\"')）]*|\.[”\"')]*(?=\s)|\n")
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Mr|Ms|Mrs|Dr|St|vs|No|Co|Inc|Ltd|Jr|Sr|Corp|etc|approx|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct"
+    r"|Nov|Dec|e\.g|i\.e|U\.S|U\.K)|\b[A-Z])$"
+)
+
+
+def _ends_sentence(text: str, match: re.Match[str]) -> bool:
+    if not match.group().startswith("."):
+        return True
+    return not _ABBREVIATION.search(text, max(0, match.start() - 8), match.start())
+
+
+# Clauses: commas and the like, but not the thousands comma in 10,000.
+_CLAUSE_END = re.compile(r"(?<!\d),|,(?!\d)|[、;；:：—]|\s-\s|\(|\)|「|」")
+
+
+def sentences(text: str) -> list[Sentence]:
+    """Split text into sentences; offsets index `text`, white space trimmed."""
+    out: list[Sentence] = []
+    paragraph, pos = 0, 0
+    for match in _SENTENCE_END.finditer(text):
+        if not _ends_sentence(text, match):
+            continue
+        _add_sentence(out, text, pos, match.end(), paragraph)
+        if match.group().endswith("\n"):
+            paragraph += 1
+        pos = match.end()
+    _add_sentence(out, text, pos, len(text), paragraph)
+    return out
+
+
+def _add_sentence(out: list[Sentence], text: str, start: int, end: int, paragraph: int) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        out.append(Sentence(len(out), start, end, paragraph))
+
+
+def clauses(text: str, sentence: Sentence) -> list[Span]:
+    """The clauses of a sentence, split at commas, colons, dashes and brackets."""
+    spans, pos = [], sentence.start
+    for match in _CLAUSE_END.finditer(text, sentence.start, sentence.end):
+        if match.start() > pos:
+            spans.append(Span(pos, match.start()))
+        pos = match.end()
+    if sentence.end > pos:
+        spans.append(Span(pos, sentence.end))
+    return spans
+
+
+# Word lists -------------------------------------------------------------------------------
+
+def _is_latin(term: str) -> bool:
+    return term[:1].isascii() and term[:1].isalnum()
+
+
+def term_pattern(term: str) -> str:
+    """Regex for one catalog term.
+
+    Latin terms match as whole words (a trailing "*" makes a prefix: "manufactur*"),
+    so "process" does not match "processor". Chinese and Japanese terms match as
+    written; the tokenisers decide word boundaries where that matters.
+    """
+    prefix = term.endswith("*")
+    body = re.escape(term.rstrip("*"))
+    if not _is_latin(term):
+        return body
+    tail = "" if prefix else r"(?![A-Za-z])"
+    return rf"(?<![A-Za-z]){body}{tail}"
+
+
+def terms_regex(terms: Iterable[str], flags: int = re.IGNORECASE) -> re.Pattern[str]:
+    """One alternation over terms, longest first so the longest name wins."""
+    unique = sorted(set(terms), key=len, reverse=True)
+    if not unique:
+        return re.compile(r"(?!x)x")  # matches nothing
+    return re.compile("|".join(term_pattern(t) for t in unique), flags)
+
+
+# Tokenisers ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    start: int
+    end: int
+    known: bool  # a dictionary word, not a run the tokeniser grouped by character type
+
+
+class _ChineseTokenizer:
+    """jieba without its HMM, so every multi-character token is a dictionary word."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self._jieba = jieba.Tokenizer()
+        # jieba caches its prefix dictionary in the temp folder (/tmp on Lambda)
+        self._jieba.tmp_dir = tempfile.gettempdir()
+        self._jieba.initialize()
+        for word in words:
+            self._jieba.add_word(word)
+
+    def tokens(self, text: str) -> list[Token]:
+        return [
+            Token(start, end, known=end - start > 1 and not word.isascii())
+            for word, start, end in self._jieba.tokenize(text, HMM=False)
+        ]
+
+
+class _JapaneseTokenizer:
+    """fugashi over ipadic (small enough for Lambda), with a user dictionary of catalog names."""
+
+    # ipadic's left/right context id for 名詞,固有名詞,一般 (proper noun)
+    _PROPER_NOUN_ID = 1285
+
+    def __init__(self, words: Iterable[str]) -> None:
+        import fugashi
+        import ipadic
+
+        folder = tempfile.mkdtemp(prefix="chiptracker-mecab-")
+        csv_path, dic_path = os.path.join(folder, "user.csv"), os.path.join(folder, "user.dic")
+        with open(csv_path, "w", encoding="utf-8") as out:
+            for word in sorted(set(words)):
+                if "," not in word and not word.isspace():
+                    out.write(f"{word},{self._PROPER_NOUN_ID},{self._PROPER_NOUN_ID},1000,"
+                              f"名詞,固有名詞,一般,*,*,*,{word},*,*\n")
+        with _stdout_silenced():  # mecab-dict-index prints progress bars
+            fugashi.build_dictionary(
+                f'mecab-dict-index -d "{ipadic.DICDIR}" -u "{dic_path}" -f utf-8 -t utf-8 "{csv_path}"'
+            )
+        self._tagger = fugashi.GenericTagger(f'{ipadic.MECAB_ARGS} -u "{dic_path}"')
+
+    def tokens(self, text: str) -> list[Token]:
+        out, pos = [], 0
+        for node in self._tagger(text):
+            surface = node.surface
+            start = text.find(surface, pos)
+            if start < 0:  # should not happen; keep going rather than misplace offsets
+                continue
+            pos = start + len(surface)
+            out.append(Token(start, pos, known=node.stat == 0 and not surface.isascii()))
+        return out
+
+
+class _stdout_silenced:
+    """Redirect the process's stdout and stderr (file descriptors 1, 2) to /dev/null."""
+
+    def __enter__(self) -> None:
+        self._saved = [os.dup(1), os.dup(2)]
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc: object) -> None:
+        for fd, saved in zip((1, 2), self._saved, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+_tokenizer_lock = threading.Lock()
+
+
+@cache
+def _tokenizer(lang: Lang, words: frozenset[str]) -> _ChineseTokenizer | _JapaneseTokenizer:
+    log.info("loading tokenizer", extra={"lang": lang})
+    return _ChineseTokenizer(words) if lang == "zh" else _JapaneseTokenizer(words)
+
+
+def tokenizer(lang: Lang, words: frozenset[str]) -> _ChineseTokenizer | _JapaneseTokenizer:
+    """The tokeniser for zh or ja with `words` added, loaded once per process."""
+    with _tokenizer_lock:
+        return _tokenizer(lang, words)
+
