@@ -87,13 +87,16 @@ class ContextWords(_Entry):
     transition_to: list[str]
     previous: list[str]
     anaphora: list[str]
+    contrast: list[str]
+    subordinators: list[str]
 
 
 class UseWords(_Entry):
     both: list[str]
     training: list[str]
     inference: list[str]
-    not_use_after: list[str] = []
+    not_training_after: list[str] = []
+    not_inference_after: list[str] = []
 
 
 class NvidiaProduct(_Entry):

@@ -16,6 +16,7 @@ The steps, in order:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,7 +24,18 @@ from typing import Literal
 from chalicelib import __version__
 from chalicelib.catalog import Catalog, Family, load_catalog
 from chalicelib.models import ChipEvent, Evidence, Extraction
-from chalicelib.text import Lang, Sentence, Span, clauses, detect_language, normalise, sentences, terms_regex, tokenizer
+from chalicelib.text import (
+    Lang,
+    Sentence,
+    Span,
+    Token,
+    clauses,
+    detect_language,
+    normalise,
+    sentences,
+    terms_regex,
+    tokenizer,
+)
 
 # How far (characters) a use word may stand from the chip it is said of, in one sentence.
 _USE_WINDOW = {"en": 80, "zh": 50, "ja": 50}
@@ -89,10 +101,12 @@ class _Matchers:
     transition_to: re.Pattern[str]
     previous: re.Pattern[str]
     anaphora: re.Pattern[str]
+    contrast: re.Pattern[str]
+    subordinators: frozenset[str]
     use_both: re.Pattern[str]
     use_training: re.Pattern[str]
     use_inference: re.Pattern[str]
-    not_use_after: re.Pattern[str]
+    not_use_after: dict[str, re.Pattern[str]]
     nvidia: list[tuple[str | None, re.Pattern[str]]]
 
 
@@ -110,6 +124,11 @@ def _family_matchers(family: Family) -> _FamilyMatchers:
         ) if standalone else None,
         model_ids=model_ids,
     )
+
+
+def _followed_by(words: list[str]) -> re.Pattern[str]:
+    """Matches at a position where one of `words` follows (after optional space)."""
+    return re.compile(r"\s*(?:" + terms_regex(words).pattern + ")", re.IGNORECASE)
 
 
 _compiled: dict[int, _Matchers] = {}
@@ -163,13 +182,15 @@ def _compile(catalog: Catalog) -> _Matchers:
         transition_to=terms_regex(ctx.transition_to),
         previous=terms_regex(ctx.previous),
         anaphora=re.compile("|".join(re.escape(a) for a in sorted(ctx.anaphora, key=len, reverse=True))),
+        contrast=_followed_by(ctx.contrast + ctx.subordinators),
+        subordinators=frozenset(w.casefold() for w in ctx.subordinators),
         use_both=terms_regex(uses.both),
         use_training=terms_regex(uses.training),
         use_inference=terms_regex(uses.inference),
-        not_use_after=re.compile(
-            r"\s*(?:" + "|".join(re.escape(w) for w in sorted(uses.not_use_after, key=len, reverse=True)) + ")",
-            re.IGNORECASE,
-        ),
+        not_use_after={
+            "training": _followed_by(uses.not_training_after),
+            "inference": _followed_by(uses.not_inference_after),
+        },
         nvidia=[(p.id, re.compile(p.pattern)) for p in catalog.nvidia],
     )
 
@@ -214,25 +235,35 @@ class _Article:
     m: _Matchers
     sentences: list[Sentence]
     _sentence_starts: list[int] = field(default_factory=list)
-    _tokens: dict[int, list] = field(default_factory=dict)
+    _clauses: dict[int, list[Span]] = field(default_factory=dict)
+    _tokens: dict[int, list[Token]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._sentence_starts = [s.start for s in self.sentences]
 
     def sentence_at(self, pos: int) -> Sentence:
-        from bisect import bisect_right
-
         return self.sentences[max(bisect_right(self._sentence_starts, pos) - 1, 0)]
 
     def sentence_text(self, s: Sentence) -> str:
         return self.text[s.start:s.end]
 
-    def tokens(self, s: Sentence) -> list:
+    def clauses(self, s: Sentence) -> list[Span]:
+        if s.index not in self._clauses:
+            self._clauses[s.index] = clauses(self.text, s)
+        return self._clauses[s.index]
+
+    def clause_index(self, s: Sentence, pos: int) -> int:
+        spans = self.clauses(s)
+        return next((i for i, c in enumerate(spans) if pos < c.end), len(spans) - 1)
+
+    def clause_text(self, s: Sentence, index: int) -> str:
+        span = self.clauses(s)[index]
+        return self.text[span.start:span.end]
+
+    def tokens(self, s: Sentence) -> list[Token]:
         if s.index not in self._tokens:
-            tk = tokenizer(self.lang, self.m.tokenizer_words)
-            self._tokens[s.index] = [
-                type(t)(t.start + s.start, t.end + s.start, t.known) for t in tk.tokens(self.sentence_text(s))
-            ]
+            words = tokenizer(self.lang, self.m.tokenizer_words).tokens(self.sentence_text(s))
+            self._tokens[s.index] = [Token(t.start + s.start, t.end + s.start, t.known) for t in words]
         return self._tokens[s.index]
 
 
@@ -315,8 +346,12 @@ def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Men
 
 # Claims: fabs and uses ---------------------------------------------------------------------------
 
-def _clause_at(article: _Article, s: Sentence, pos: int) -> Span:
-    return next((c for c in clauses(article.text, s) if c.start <= pos < c.end), Span(s.start, s.end))
+def _about_something_else(article: _Article, s: Sentence, clause: int, mentions: list[_Mention]) -> bool:
+    """The clause speaks of an Nvidia part, a phone or memory, and names no tracked chip."""
+    text = article.clause_text(s, clause)
+    if any(x.sentence == s.index and article.clause_index(s, x.start) == clause for x in mentions):
+        return False
+    return bool(article.m.other_products.search(text) or any(rx.search(text) for _, rx in article.m.nvidia))
 
 
 def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabClaim]:
@@ -330,24 +365,24 @@ def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabCl
         if i in consumed:
             continue
         s = article.sentence_at(start)
-        clause = _clause_at(article, s, start)
-        clause_text = text[clause.start:clause.end]
-        lead = text[max(clause.start, start - 12):start]
-        if m.comparison.search(lead):
+        clause = article.clause_index(s, start)
+        clause_text = article.clause_text(s, clause)
+        clause_start = article.clauses(s)[clause].start
+        if m.comparison.search(text, max(clause_start, start - 12), start):
+            continue  # "costs more than TSMC's"
+        if _about_something_else(article, s, clause, mentions):
             continue
-        if m.other_products.search(clause_text) and not any(clause.start <= x.start < clause.end for x in mentions):
-            continue  # said of a phone or of memory, with no tracked chip in reach
         if not is_phrase and not m.manufacturing.search(article.sentence_text(s)):
             continue  # a fab named in passing is not a claim
-        # "from TSMC to SMIC": the next fab of the sentence is the new one
+        # "from TSMC to SMIC": the next fab of the sentence is the new one, this one the previous
         nxt = next(((j, f) for j, f in enumerate(found[i + 1:], i + 1) if f[0] < s.end), None)
         if nxt and _is_transition(article, s, (start, end), nxt[1][:2]):
             claims.append(_FabClaim(nxt[1][2], fab, nxt[1][0], nxt[1][1], s.index))
             consumed.add(nxt[0])
             continue
         if m.negation.search(clause_text):
-            continue
-        if m.previous.search(text[clause.start:start]):
+            continue  # denied, stopped, only considered
+        if m.previous.search(text, clause_start, start):
             claims.append(_FabClaim(None, fab, start, end, s.index))
             continue
         claims.append(_FabClaim(fab, None, start, end, s.index))
@@ -366,7 +401,7 @@ def _is_transition(article: _Article, s: Sentence, first: tuple[int, int], secon
     )
 
 
-def _find_use_claims(article: _Article) -> list[_UseClaim]:
+def _find_use_claims(article: _Article, mentions: list[_Mention]) -> list[_UseClaim]:
     m, text = article.m, article.text
     claims: list[_UseClaim] = []
     taken: list[tuple[int, int]] = []
@@ -375,45 +410,92 @@ def _find_use_claims(article: _Article) -> list[_UseClaim]:
             start, end = match.span()
             if any(t0 < end and start < t1 for t0, t1 in taken):
                 continue
-            if m.not_use_after.match(text, end):
+            if use in m.not_use_after and m.not_use_after[use].match(text, end):
                 continue  # 推理模型 is a reasoning model, "training data" is data
+            s = article.sentence_at(start)
+            if _about_something_else(article, s, article.clause_index(s, start), mentions):
+                continue  # "training still runs on Nvidia's A800"
             taken.append((start, end))
-            claims.append(_UseClaim(use, start, end, article.sentence_at(start).index))
+            claims.append(_UseClaim(use, start, end, s.index))
     return claims
 
 
-def _nearest(mentions: list[_Mention], start: int, end: int) -> tuple[_Mention, int] | None:
-    best = None
-    for x in mentions:
-        gap = max(x.start - end, start - x.end, 0)
-        if best is None or gap < best[1]:
-            best = (x, gap)
-    return best
+def _attach(
+    article: _Article, claim: _FabClaim | _UseClaim, by_sentence: dict[int, list[_Mention]], window: int | None
+) -> _Mention | None:
+    """The chip a claim speaks of.
+
+    A chip in the claim's own clause first; then, when the sentence refers back ("The chip …",
+    "该芯片 …") and the claim comes before any chip it names, the chip of the sentence before;
+    then the nearest chip of the sentence that no contrast ("while", "但") separates from the
+    claim, if it stands within `window` characters.
+    """
+    s = article.sentences[claim.sentence]
+    here = by_sentence.get(s.index, [])
+    clause = article.clause_index(s, claim.start)
+    same_clause = [x for x in here if article.clause_index(s, x.start) == clause]
+    if same_clause:
+        return _nearest(same_clause, claim)[0]
+    first_chip_clause = min((article.clause_index(s, x.start) for x in here), default=len(article.clauses(s)))
+    if clause < first_chip_clause and (referent := _referent(article, s, clause, by_sentence)):
+        return referent
+    reachable = [x for x in here if not _contrast_between(article, s, clause, article.clause_index(s, x.start))]
+    best = _nearest(reachable, claim)
+    if best and (window is None or best[1] <= window):
+        return best[0]
+    return None
 
 
-def _referent(article: _Article, s: Sentence, by_sentence: dict[int, list[_Mention]]) -> _Mention | None:
-    """The chip of the previous sentence, when this one refers back to it ("The chip …", "该芯片")."""
-    if s.index == 0 or not any(article.m.anaphora.match(article.text, c.start) for c in clauses(article.text, s)):
+def _nearest(mentions: list[_Mention], claim: _FabClaim | _UseClaim) -> tuple[_Mention, int] | None:
+    gaps = [(max(x.start - claim.end, claim.start - x.end, 0), i) for i, x in enumerate(mentions)]
+    if not gaps:
+        return None
+    gap, i = min(gaps)
+    return mentions[i], gap
+
+
+def _contrast_between(article: _Article, s: Sentence, a: int, b: int) -> bool:
+    """Whether a clause from min(a, b) to max(a, b) opens with "while", "but", "但", "一方" …
+
+    The first clause of the pair counts only for "although"-like openers, whose clause ends
+    at the comma; "but" there joins it to what came before.
+    """
+    lo, hi = sorted((a, b))
+    spans = article.clauses(s)
+    for i in range(lo, hi + 1):
+        opener = article.m.contrast.match(article.text, spans[i].start)
+        if opener and (i > lo or opener.group().casefold() in article.m.subordinators):
+            return True
+    return False
+
+
+def _referent(
+    article: _Article, s: Sentence, clause: int, by_sentence: dict[int, list[_Mention]]
+) -> _Mention | None:
+    """The chip of the previous sentence, when a clause up to `clause` refers back to it
+    ("据介绍，该款芯片用…": the reporting clause may come first)."""
+    spans = article.clauses(s)
+    if s.index == 0 or not any(article.m.anaphora.match(article.text, c.start) for c in spans[: clause + 1]):
         return None
     previous = article.sentences[s.index - 1]
     before = by_sentence.get(previous.index, [])
-    if previous.paragraph != s.paragraph and not before:
-        return None
-    if len({x.family.id for x in before}) != 1:
+    if previous.paragraph != s.paragraph or len({x.family.id for x in before}) != 1:
         return None
     return before[-1]
 
 
 def _company_family(article: _Article, s: Sentence, mentions: list[_Mention]) -> _Mention | None:
-    """The one tracked family of the company this sentence names (Huawei … SMIC → Ascend)."""
+    """The family-level chip of the one tracked family of the company a sentence names.
+
+    "Huawei asked SMIC to make its AI chips" in an article about the Ascend is about the Ascend.
+    """
     sentence = article.sentence_text(s)
     families = {x.family.id: x for x in mentions}
     for company_id, regex in article.m.companies.items():
-        if regex.search(sentence):
-            of_company = [x for x in families.values() if x.family.company == company_id]
-            if len(of_company) == 1:
-                first = of_company[0]
-                return _Mention(first.family, None, True, first.start, first.end, first.sentence)
+        of_company = [x for x in families.values() if x.family.company == company_id]
+        if len(of_company) == 1 and regex.search(sentence):
+            first = of_company[0]
+            return _Mention(first.family, None, True, first.start, first.end, first.sentence)
     return None
 
 
@@ -437,21 +519,15 @@ def extract(text: str, lang: Lang | None = None, catalog: Catalog | None = None)
     fabs: dict[tuple, list[_FabClaim]] = {}
     for claim in _find_fab_claims(article, mentions):
         s = article.sentences[claim.sentence]
-        near = _nearest(by_sentence.get(s.index, []), claim.start, claim.end)
-        target = near[0] if near else _referent(article, s, by_sentence) or _company_family(article, s, mentions)
+        target = _attach(article, claim, by_sentence, window=None) or _company_family(article, s, mentions)
         if target:
             fabs.setdefault(target.key, []).append(claim)
             if target.key not in {x.key for x in mentions}:
                 mentions.append(target)
 
     uses: dict[tuple, list[_UseClaim]] = {}
-    for claim in _find_use_claims(article):
-        s = article.sentences[claim.sentence]
-        near = _nearest(by_sentence.get(s.index, []), claim.start, claim.end)
-        target = near[0] if near and near[1] <= _USE_WINDOW[lang] else None
-        if near is None:
-            target = _referent(article, s, by_sentence)
-        if target:
+    for claim in _find_use_claims(article, mentions):
+        if target := _attach(article, claim, by_sentence, window=_USE_WINDOW[lang]):
             uses.setdefault(target.key, []).append(claim)
 
     version = extractor_version(catalog)
