@@ -297,24 +297,39 @@ def _find_chips(article: _Article) -> list[_Mention]:
     mentions: list[_Mention] = []
     for regex, sensitive in ((m.names_ci, False), (m.names_cs, True)):
         for match in regex.finditer(text):
-            start, end = match.span()
-            if any(b0 < end and start < b1 for b0, b1 in blocked):
-                continue
-            key = match.group() if sensitive else match.group().casefold()
-            s = article.sentence_at(start)
-            for family, kind in m.name_kinds.get((key, sensitive), []):
-                models = _read_models(article, m.families[family.id], end)
-                if not models and not _in_context(article, s, family, kind):
-                    continue
-                if not _is_word(article, s, start, end):
-                    continue
-                if not models:
-                    mentions.append(_Mention(family, None, True, start, end, s.index))
-                for n, (model, in_catalog, m_start, m_end) in enumerate(models):
-                    # the first model's span includes the family name; later ones ("、960") stand alone
-                    mentions.append(_Mention(family, model, in_catalog, m_start if n else start, m_end, s.index))
+            # a longer name that is not a word here may leave a shorter one that is (昆仑芯片: 昆仑 + 芯片)
+            while match and not (found := _read_mention(article, match, sensitive, blocked)):
+                match = regex.match(text, match.start(), match.end() - 1) if match.end() - match.start() > 1 else None
+            if match:
+                mentions += found
     mentions += _standalone_models(article, mentions)
     return sorted(mentions, key=lambda x: x.start)
+
+
+def _read_mention(
+    article: _Article, match: re.Match[str], sensitive: bool, blocked: list[tuple[int, int]]
+) -> list[_Mention]:
+    """The chip mention(s) a name match makes: none, the family alone, or one per model after it."""
+    m = article.m
+    start, end = match.span()
+    if any(b0 < end and start < b1 for b0, b1 in blocked):
+        return []
+    key = match.group() if sensitive else match.group().casefold()
+    s = article.sentence_at(start)
+    for family, kind in m.name_kinds.get((key, sensitive), []):
+        models = _read_models(article, m.families[family.id], end)
+        if not models and not _in_context(article, s, family, kind):
+            continue
+        if not _is_word(article, s, start, end):
+            continue
+        if not models:
+            return [_Mention(family, None, True, start, end, s.index)]
+        # the first model's span includes the family name; later ones ("、960") stand alone
+        return [
+            _Mention(family, model, in_catalog, m_start if n else start, m_end, s.index)
+            for n, (model, in_catalog, m_start, m_end) in enumerate(models)
+        ]
+    return []
 
 
 def _in_context(article: _Article, s: Sentence, family: Family, kind: NameKind) -> bool:

@@ -1,0 +1,78 @@
+"""`python -m chalicelib extract`: one output line per input line, in order, whatever the input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.conftest import ROOT
+
+GOOD_ZH = {"id": "zh-1", "text": "华为昇腾910C芯片由中芯国际代工。", "lang": None}
+GOOD_JA = {"id": "ja-1", "text": "ファーウェイの昇騰910Bは推論に使われる。"}
+
+
+def run_extract(stdin: bytes, python: str) -> tuple[list[dict], str]:
+    done = subprocess.run(
+        [python, "-m", "chalicelib", "extract"], input=stdin, capture_output=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()], done.stderr.decode()
+
+
+def line(obj: object) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def test_bad_lines_get_an_error_and_do_not_shift_the_output(python):
+    lines = [
+        line(GOOD_JA),  # Japanese first: the tokeniser's dictionary build must not print on stdout
+        b"this is not json\n",
+        line({"id": "empty", "text": "   "}),
+        line({"id": "junk", "text": "\x00\x01\x02\x03\x04\x05\x06\x07" * 100}),
+        line({"id": "huge", "text": "Ascend 910C. " * 400_000}),  # 5.2 MB
+        line({"id": "no-text"}),
+        line({"text": "no id here"}),
+        line(["an", "array"]),
+        line({"id": "bad-lang", "text": "Huawei Ascend 910C", "lang": "fr"}),
+        b"\n",
+        line({"id": 7, "text": "Baidu's Kunlun P800 trains Ernie.", "lang": "en"}),
+        line(GOOD_ZH),
+    ]
+    out, stderr = run_extract(b"".join(lines), python)
+    assert len(out) == len(lines)
+    assert [o["id"] for o in out] == [
+        "ja-1", None, "empty", "junk", "huge", "no-text", None, None, "bad-lang", None, "7", "zh-1"
+    ]
+    errors = [o.get("error") for o in out]
+    assert errors[0] is None and errors[-1] is None and errors[-2] is None
+    assert "not JSON" in errors[1]
+    assert "text is empty" in errors[2]
+    assert "binary" in errors[3]
+    assert "at most 1000000 characters" in errors[4]
+    assert "text: Field required" in errors[5]
+    assert "id: Field required" in errors[6]
+    assert "JSON object" in errors[7]
+    assert "lang" in errors[8]
+    assert errors[9] is not None
+    assert "9 line(s) had errors" in stderr
+    assert out[-1]["events"][0]["fab"] == "smic" and out[-1]["lang"] == "zh"
+    assert out[0]["events"][0]["use"] == "inference" and out[0]["lang"] == "ja"
+
+
+def test_output_matches_the_contract(python):
+    out, _ = run_extract(line(GOOD_ZH), python)
+    (result,) = out
+    assert set(result) == {"id", "lang", "events", "nvidia_models", "error"}
+    (event,) = result["events"]
+    assert set(event) == {
+        "company", "family", "model", "model_in_catalog", "fab", "previous_fab", "use",
+        "nvidia_models", "evidence", "extractor", "lang",
+    }
+    assert event["evidence"][0] == {"text": GOOD_ZH["text"], "start": 0, "end": len(GOOD_ZH["text"])}
+
+
+def test_mis_encoded_input_bytes_become_an_error_not_a_crash(python):
+    gbk = json.dumps({"id": "gbk", "text": "华为昇腾"}, ensure_ascii=False).encode("gbk") + b"\n"
+    out, _ = run_extract(gbk + line(GOOD_ZH), python)
+    assert len(out) == 2 and out[1]["id"] == "zh-1"
+    assert out[0]["error"] or out[0]["events"] == []

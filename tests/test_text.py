@@ -1,0 +1,102 @@
+"""Normalisation, language detection, sentences, word lists and the two tokenisers."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.catalog import load_catalog
+from chalicelib.extract import _matchers
+from chalicelib.text import (
+    clauses,
+    detect_language,
+    looks_like_text,
+    normalise,
+    sentences,
+    terms_regex,
+    tokenizer,
+)
+
+
+def test_normalise_folds_full_width_and_line_ends():
+    assert normalise("昇腾９１０Ｃ，ＡＩ\r\nnext\rline") == "昇腾910C,AI\nnext\nline"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Huawei said its Ascend chips are selling well.", "en"),
+        ("华为表示，昇腾芯片销量良好，Ascend 910C 和 H20 都被提及。", "zh"),
+        ("華為表示，昇騰晶片賣得很好。", "zh"),
+        ("ファーウェイは昇騰チップの販売が好調だと述べた。", "ja"),
+        ("中国半導体産業視察", "zh"),  # no kana: Japanese written in kanji alone reads as Chinese
+        ("Nvidia の H20 について", "ja"),
+        ("", "en"),
+    ],
+)
+def test_detect_language(text, lang):
+    assert detect_language(text) == lang
+
+
+def test_sentences_index_the_text_and_keep_abbreviations():
+    text = "The U.S. banned the H20. Huawei said no.\n\n华为发布昇腾芯片。它用于推理！Next line"
+    found = sentences(text)
+    assert [text[s.start:s.end] for s in found] == [
+        "The U.S. banned the H20.",
+        "Huawei said no.",
+        "华为发布昇腾芯片。",
+        "它用于推理！",
+        "Next line",
+    ]
+    assert found[0].paragraph == found[1].paragraph < found[2].paragraph
+
+
+def test_clauses_split_at_commas_but_not_inside_numbers():
+    text = "It has 10,000 chips, made by SMIC、and more"
+    (s,) = sentences(text)
+    assert [text[c.start:c.end] for c in clauses(text, s)] == ["It has 10,000 chips", " made by SMIC", "and more"]
+
+
+def test_terms_regex_whole_words_and_prefixes():
+    rx = terms_regex(["process", "manufactur*", "代工"])
+    assert rx.search("a 7nm process node")
+    assert not rx.search("the processor")
+    assert rx.search("manufactured by TSMC") and rx.search("Manufacturing")
+    assert rx.search("由中芯代工生产")
+
+
+def test_looks_like_text_rejects_binary_junk():
+    assert looks_like_text("An ordinary sentence.\n")
+    assert not looks_like_text("\x00\x01\x02\x03 binary \x04\x05\x06\x07\x08")
+    assert not looks_like_text("\ufffd" * 50 + "abc")
+    assert not looks_like_text("")
+
+
+@pytest.fixture(scope="module")
+def words():
+    return _matchers(load_catalog()).tokenizer_words
+
+
+def _surfaces(text, lang, words):
+    return [text[t.start:t.end] for t in tokenizer(lang, words).tokens(text)]
+
+
+def test_jieba_knows_catalog_names_and_traps(words):
+    assert "昇腾" in _surfaces("华为昇腾910B芯片", "zh", words)
+    assert "昆仑芯" in _surfaces("百度昆仑芯P800", "zh", words)
+    assert "昆仑万维" in _surfaces("昆仑万维发布大模型", "zh", words)  # a company, one word
+    assert "包含" in _surfaces("包含光刻机", "zh", words)  # 含光 is not a word here
+
+
+def test_fugashi_user_dictionary_holds_catalog_names(words):
+    tokens = tokenizer("ja", words).tokens("ファーウェイのアセンドチップと昇騰910C")
+    text = "ファーウェイのアセンドチップと昇騰910C"
+    by_surface = {text[t.start:t.end]: t for t in tokens}
+    # without the user dictionary, アセンドチップ is one unknown token and 昇騰 two single characters
+    assert by_surface["アセンド"].known and by_surface["昇騰"].known
+    assert "上昇" in _surfaces("株価が上昇した", "ja", words)
+
+
+def test_tokens_index_the_text(words):
+    text = "日本の株価が上昇し、昇騰 910Cが話題に。"
+    for token in tokenizer("ja", words).tokens(text):
+        assert 0 <= token.start < token.end <= len(text)
