@@ -35,8 +35,11 @@ def _check_regex(pattern: str) -> str:
 class ChipModel(_Entry):
     id: str = Field(min_length=1)
     names: list[str] = Field(min_length=1)
-    # distinctive enough ("910C", "P800") to count without the family name next to it
-    standalone: bool = False
+
+    @property
+    def standalone(self) -> bool:
+        """Letters and digits ("910C", "P800") are distinctive enough to count on their own."""
+        return any(c.isdigit() for c in self.id) and any(c.isalpha() for c in self.id)
 
 
 class Company(_Entry):
@@ -80,6 +83,8 @@ class Fab(_Entry):
 
 
 class ContextWords(_Entry):
+    """Word lists (and, for references, regular expressions) around fabs and uses."""
+
     manufacturing: list[str]
     negation: list[str]
     comparison: list[str]
@@ -87,6 +92,14 @@ class ContextWords(_Entry):
     transition_to: list[str]
     previous: list[str]
     anaphora: list[str]
+    references: list[str]
+    plural_references: list[str]
+
+    @field_validator("references", "plural_references")
+    @classmethod
+    def _patterns_ok(cls, patterns: list[str]) -> list[str]:
+        return [_check_regex(p) for p in patterns]
+
     contrast: list[str]
     subordinators: list[str]
 
@@ -95,8 +108,12 @@ class UseWords(_Entry):
     both: list[str]
     training: list[str]
     inference: list[str]
-    not_training_after: list[str] = []
-    not_inference_after: list[str] = []
+    not_use: list[str] = []
+
+    @field_validator("not_use")
+    @classmethod
+    def _patterns_ok(cls, patterns: list[str]) -> list[str]:
+        return [_check_regex(p) for p in patterns]
 
 
 class NvidiaProduct(_Entry):

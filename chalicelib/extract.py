@@ -64,7 +64,8 @@ def _alternation(names: list[str], flags: int = 0) -> re.Pattern[str]:
     return re.compile("|".join(_alias_pattern(n) for n in ordered) or r"(?!x)x", flags)
 
 
-_CHIP_WORD_BETWEEN = r"[\s\-]*(?:(?:AI\s*)?(?:chips?|芯片|晶片|チップ)\s*)?"
+# between a family name and its model: a bracketed alias ("昇騰(Ascend)910C"), "chip", space
+_CHIP_WORD_BETWEEN = r"(?:\s*\([^()]{1,24}\))?[\s\-]*(?:(?:AI\s*)?(?:chips?|芯片|晶片|チップ)\s*)?"
 # a model is not followed by a letter, a digit, a decimal or a Chinese counter ("昆仑芯 2 万片")
 _MODEL_END = r"(?![A-Za-z0-9]|\.\d|\s*[万萬亿億片年月日个個家台张張块塊倍%])"
 _ENUMERATION = r"\s*(?:,|、|/|&|\band\b|\bor\b|和|与|與|及|以及|或|或是|や|と|および)\s*"
@@ -106,7 +107,9 @@ class _Matchers:
     use_both: re.Pattern[str]
     use_training: re.Pattern[str]
     use_inference: re.Pattern[str]
-    not_use_after: dict[str, re.Pattern[str]]
+    not_use: list[re.Pattern[str]]
+    references: list[re.Pattern[str]]
+    plural_references: list[re.Pattern[str]]
     nvidia: list[tuple[str | None, re.Pattern[str]]]
 
 
@@ -187,10 +190,9 @@ def _compile(catalog: Catalog) -> _Matchers:
         use_both=terms_regex(uses.both),
         use_training=terms_regex(uses.training),
         use_inference=terms_regex(uses.inference),
-        not_use_after={
-            "training": _followed_by(uses.not_training_after),
-            "inference": _followed_by(uses.not_inference_after),
-        },
+        not_use=[re.compile(p) for p in uses.not_use],
+        references=[re.compile(p) for p in ctx.references],
+        plural_references=[re.compile(p) for p in ctx.plural_references],
         nvidia=[(p.id, re.compile(p.pattern)) for p in catalog.nvidia],
     )
 
@@ -292,22 +294,36 @@ def _read_models(article: _Article, fm: _FamilyMatchers, pos: int) -> list[tuple
 
 
 def _find_chips(article: _Article) -> list[_Mention]:
-    m, text = article.m, article.text
-    blocked = [mt.span() for mt in m.not_chip.finditer(text)]
-    mentions: list[_Mention] = []
-    for regex, sensitive in ((m.names_ci, False), (m.names_cs, True)):
-        for match in regex.finditer(text):
-            # a longer name that is not a word here may leave a shorter one that is (昆仑芯片: 昆仑 + 芯片)
-            while match and not (found := _read_mention(article, match, sensitive, blocked)):
-                match = regex.match(text, match.start(), match.end() - 1) if match.end() - match.start() > 1 else None
-            if match:
-                mentions += found
+    """Every chip mention. Names that are also ordinary words need context in their sentence, or,
+    on a second pass, a family the article has already shown to be about ("Ascend" later on)."""
+    blocked = [mt.span() for mt in article.m.not_chip.finditer(article.text)]
+    mentions = _name_mentions(article, blocked, established=frozenset())
+    if established := frozenset(x.family.id for x in mentions):
+        seen = {x.start for x in mentions}
+        mentions += [x for x in _name_mentions(article, blocked, established) if x.start not in seen]
     mentions += _standalone_models(article, mentions)
     return sorted(mentions, key=lambda x: x.start)
 
 
+def _name_mentions(article: _Article, blocked: list[tuple[int, int]], established: frozenset[str]) -> list[_Mention]:
+    m, text = article.m, article.text
+    mentions: list[_Mention] = []
+    for regex, sensitive in ((m.names_ci, False), (m.names_cs, True)):
+        for match in regex.finditer(text):
+            # a longer name that is not a word here may leave a shorter one that is (昆仑芯片: 昆仑 + 芯片)
+            while match and not (found := _read_mention(article, match, sensitive, blocked, established)):
+                match = regex.match(text, match.start(), match.end() - 1) if match.end() - match.start() > 1 else None
+            if match:
+                mentions += found
+    return mentions
+
+
 def _read_mention(
-    article: _Article, match: re.Match[str], sensitive: bool, blocked: list[tuple[int, int]]
+    article: _Article,
+    match: re.Match[str],
+    sensitive: bool,
+    blocked: list[tuple[int, int]],
+    established: frozenset[str],
 ) -> list[_Mention]:
     """The chip mention(s) a name match makes: none, the family alone, or one per model after it."""
     m = article.m
@@ -317,8 +333,9 @@ def _read_mention(
     key = match.group() if sensitive else match.group().casefold()
     s = article.sentence_at(start)
     for family, kind in m.name_kinds.get((key, sensitive), []):
-        models = _read_models(article, m.families[family.id], end)
-        if not models and not _in_context(article, s, family, kind):
+        fm = m.families[family.id]
+        models = _read_models(article, fm, end)
+        if not models and not _in_context(article, s, family, kind, family.id in established):
             continue
         if not _is_word(article, s, start, end):
             continue
@@ -332,14 +349,14 @@ def _read_mention(
     return []
 
 
-def _in_context(article: _Article, s: Sentence, family: Family, kind: NameKind) -> bool:
+def _in_context(article: _Article, s: Sentence, family: Family, kind: NameKind, established: bool) -> bool:
     """Whether a name that is also an ordinary word is used for the chip in this sentence."""
-    if kind == "name":
+    if kind == "name" or (kind == "context" and established):
         return True
     sentence = article.sentence_text(s)
     if article.m.companies[family.company].search(sentence):
         return True
-    return kind == "context" and article.m.chip_words.search(sentence) is not None
+    return (kind == "context" or established) and article.m.chip_words.search(sentence) is not None
 
 
 def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Mention]:
@@ -419,14 +436,13 @@ def _is_transition(article: _Article, s: Sentence, first: tuple[int, int], secon
 def _find_use_claims(article: _Article, mentions: list[_Mention]) -> list[_UseClaim]:
     m, text = article.m, article.text
     claims: list[_UseClaim] = []
-    taken: list[tuple[int, int]] = []
+    # spans of 推理模型, "training data", 機械学習 …: use words inside them are not uses
+    taken: list[tuple[int, int]] = [mt.span() for rx in m.not_use for mt in rx.finditer(text)]
     for use, regex in (("both", m.use_both), ("training", m.use_training), ("inference", m.use_inference)):
         for match in regex.finditer(text):
             start, end = match.span()
             if any(t0 < end and start < t1 for t0, t1 in taken):
                 continue
-            if use in m.not_use_after and m.not_use_after[use].match(text, end):
-                continue  # 推理模型 is a reasoning model, "training data" is data
             s = article.sentence_at(start)
             if _about_something_else(article, s, article.clause_index(s, start), mentions):
                 continue  # "training still runs on Nvidia's A800"
@@ -436,29 +452,77 @@ def _find_use_claims(article: _Article, mentions: list[_Mention]) -> list[_UseCl
 
 
 def _attach(
-    article: _Article, claim: _FabClaim | _UseClaim, by_sentence: dict[int, list[_Mention]], window: int | None
-) -> _Mention | None:
-    """The chip a claim speaks of.
+    article: _Article,
+    claim: _FabClaim | _UseClaim,
+    by_sentence: dict[int, list[_Mention]],
+    topics: dict[int, list[_Mention]],
+    window: int | None,
+) -> list[_Mention]:
+    """The chip(s) a claim speaks of.
 
-    A chip in the claim's own clause first; then, when the sentence refers back ("The chip …",
-    "该芯片 …") and the claim comes before any chip it names, the chip of the sentence before;
-    then the nearest chip of the sentence that no contrast ("while", "但") separates from the
-    claim, if it stands within `window` characters.
+    A chip in the claim's own clause first; then, when the claim comes before any chip its
+    sentence names, the chip(s) of the sentence before that this one refers back to
+    (_refers_back); then the nearest chip of the sentence that no contrast ("while", "但")
+    separates from the claim, if it stands within `window` characters.
     """
     s = article.sentences[claim.sentence]
     here = by_sentence.get(s.index, [])
     clause = article.clause_index(s, claim.start)
     same_clause = [x for x in here if article.clause_index(s, x.start) == clause]
     if same_clause:
-        return _nearest(same_clause, claim)[0]
+        return [_nearest(same_clause, claim)[0]]
     first_chip_clause = min((article.clause_index(s, x.start) for x in here), default=len(article.clauses(s)))
-    if clause < first_chip_clause and (referent := _referent(article, s, clause, by_sentence)):
-        return referent
+    previous = topics.get(s.index - 1, []) if s.index else []
+    if previous and article.sentences[s.index - 1].paragraph != s.paragraph:
+        previous = []
+    clause_end = article.clauses(s)[clause].end
+    if clause < first_chip_clause and (referents := _refers_back(article, s, clause_end, previous, bool(here))):
+        return referents
     reachable = [x for x in here if not _contrast_between(article, s, clause, article.clause_index(s, x.start))]
     best = _nearest(reachable, claim)
     if best and (window is None or best[1] <= window):
-        return best[0]
-    return None
+        return [best[0]]
+    return []
+
+
+def _topics(article: _Article, by_sentence: dict[int, list[_Mention]]) -> dict[int, list[_Mention]]:
+    """The chip(s) each sentence is about: those it names, else those of the sentence before
+    (same paragraph) that it refers back to (see _refers_back). References chain: "同チップは…"
+    after a sentence naming the 910C is about the 910C, and so is the sentence after it."""
+    topics: dict[int, list[_Mention]] = {}
+    for s in article.sentences:
+        if s.index in by_sentence:
+            topics[s.index] = by_sentence[s.index]
+        elif s.index and article.sentences[s.index - 1].paragraph == s.paragraph:
+            previous = topics.get(s.index - 1, [])
+            if referents := _refers_back(article, s, s.end, previous, names_chips=False):
+                topics[s.index] = referents
+    return topics
+
+
+def _refers_back(
+    article: _Article, s: Sentence, upto: int, previous: list[_Mention], names_chips: bool
+) -> list[_Mention]:
+    """Which of `previous` (the chips of the sentence before) sentence `s`, read up to `upto`, speaks of.
+
+    - "both chips", "两款芯片均…": all of them;
+    - "The chip …", "It …", "该集群…", "これらのチップ": the one chip family there is;
+    - in Chinese and Japanese, which drop a subject that stays the same, a sentence that
+      names no chip and no company continues with the one chip family there is.
+    """
+    if not previous:
+        return []
+    m, lead = article.m, article.text[s.start:upto]
+    if any(rx.search(lead) for rx in m.plural_references):
+        return list({x.key: x for x in previous}.values())
+    if len({x.family.id for x in previous}) != 1:
+        return []
+    openers = [c for c in article.clauses(s) if c.start < upto]
+    if any(m.anaphora.match(article.text, c.start) for c in openers) or any(rx.search(lead) for rx in m.references):
+        return [previous[-1]]
+    if article.lang != "en" and not names_chips and not any(rx.search(lead) for rx in m.companies.values()):
+        return [previous[-1]]
+    return []
 
 
 def _nearest(mentions: list[_Mention], claim: _FabClaim | _UseClaim) -> tuple[_Mention, int] | None:
@@ -484,22 +548,7 @@ def _contrast_between(article: _Article, s: Sentence, a: int, b: int) -> bool:
     return False
 
 
-def _referent(
-    article: _Article, s: Sentence, clause: int, by_sentence: dict[int, list[_Mention]]
-) -> _Mention | None:
-    """The chip of the previous sentence, when a clause up to `clause` refers back to it
-    ("据介绍，该款芯片用…": the reporting clause may come first)."""
-    spans = article.clauses(s)
-    if s.index == 0 or not any(article.m.anaphora.match(article.text, c.start) for c in spans[: clause + 1]):
-        return None
-    previous = article.sentences[s.index - 1]
-    before = by_sentence.get(previous.index, [])
-    if previous.paragraph != s.paragraph or len({x.family.id for x in before}) != 1:
-        return None
-    return before[-1]
-
-
-def _company_family(article: _Article, s: Sentence, mentions: list[_Mention]) -> _Mention | None:
+def _company_family(article: _Article, s: Sentence, mentions: list[_Mention]) -> list[_Mention]:
     """The family-level chip of the one tracked family of the company a sentence names.
 
     "Huawei asked SMIC to make its AI chips" in an article about the Ascend is about the Ascend.
@@ -510,8 +559,8 @@ def _company_family(article: _Article, s: Sentence, mentions: list[_Mention]) ->
         of_company = [x for x in families.values() if x.family.company == company_id]
         if len(of_company) == 1 and regex.search(sentence):
             first = of_company[0]
-            return _Mention(first.family, None, True, first.start, first.end, first.sentence)
-    return None
+            return [_Mention(first.family, None, True, first.start, first.end, first.sentence)]
+    return []
 
 
 # Events ----------------------------------------------------------------------------------------------
@@ -531,18 +580,19 @@ def extract(text: str, lang: Lang | None = None, catalog: Catalog | None = None)
     for x in mentions:
         by_sentence.setdefault(x.sentence, []).append(x)
 
+    topics = _topics(article, by_sentence)
     fabs: dict[tuple, list[_FabClaim]] = {}
     for claim in _find_fab_claims(article, mentions):
         s = article.sentences[claim.sentence]
-        target = _attach(article, claim, by_sentence, window=None) or _company_family(article, s, mentions)
-        if target:
+        targets = _attach(article, claim, by_sentence, topics, window=None) or _company_family(article, s, mentions)
+        for target in targets:
             fabs.setdefault(target.key, []).append(claim)
             if target.key not in {x.key for x in mentions}:
                 mentions.append(target)
 
     uses: dict[tuple, list[_UseClaim]] = {}
     for claim in _find_use_claims(article, mentions):
-        if target := _attach(article, claim, by_sentence, window=_USE_WINDOW[lang]):
+        for target in _attach(article, claim, by_sentence, topics, window=_USE_WINDOW[lang]):
             uses.setdefault(target.key, []).append(claim)
 
     version = extractor_version(catalog)
