@@ -34,16 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 import trafilatura  # noqa: E402
 
-from chalicelib.catalog import load_catalog  # noqa: E402
-from chalicelib.extract import _matchers, extract  # noqa: E402
-from chalicelib.text import tokenizer  # noqa: E402
+from chalicelib.extract import extract, warm_up  # noqa: E402
 
 _IMPORT = "import chalicelib.extract"
-_LOAD_TOKENIZERS = (
-    "from chalicelib.catalog import load_catalog; from chalicelib.extract import _matchers; "
-    "from chalicelib.text import tokenizer; w = _matchers(load_catalog()).tokenizer_words; "
-    "tokenizer('zh', w); tokenizer('ja', w)"
-)
+_LOAD_TOKENIZERS = "from chalicelib.extract import warm_up; warm_up(('zh', 'ja'))"
 # Peak RSS of the probe is VmHWM: ru_maxrss would start at this process's peak (Linux keeps it across exec).
 _PROBE = """
 import json, time
@@ -136,8 +130,7 @@ def main() -> None:
 
     # Warm-up: catalog and regexes, then each tokeniser (timed on its own).
     warm_catalog = timed(lambda: extract("warm-up"))
-    words = _matchers(load_catalog()).tokenizer_words
-    load_s = {lang: timed(lambda lang=lang: tokenizer(lang, words)) for lang in ("zh", "ja")}
+    load_s = {lang: timed(lambda lang=lang: warm_up((lang,))) for lang in ("zh", "ja")}
     for lang in ("zh", "ja"):
         extract(next(text for name, text in dev if name.startswith(f"{lang}-")))
 

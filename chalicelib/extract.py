@@ -299,8 +299,8 @@ def _find_chips(article: _Article) -> list[_Mention]:
     blocked = [mt.span() for mt in article.m.not_chip.finditer(article.text)]
     mentions = _name_mentions(article, blocked, established=frozenset())
     if established := frozenset(x.family.id for x in mentions):
-        seen = {x.start for x in mentions}
-        mentions += [x for x in _name_mentions(article, blocked, established) if x.start not in seen]
+        more = _name_mentions(article, blocked, established)
+        mentions += [x for x in more if not any(y.start <= x.start < y.end for y in mentions)]
     mentions += _standalone_models(article, mentions)
     return sorted(mentions, key=lambda x: x.start)
 
@@ -310,6 +310,8 @@ def _name_mentions(article: _Article, blocked: list[tuple[int, int]], establishe
     mentions: list[_Mention] = []
     for regex, sensitive in ((m.names_ci, False), (m.names_cs, True)):
         for match in regex.finditer(text):
+            if any(x.start <= match.start() < x.end for x in mentions):
+                continue  # inside a mention already read: "Ascend" in "昇騰(Ascend)910C"
             # a longer name that is not a word here may leave a shorter one that is (昆仑芯片: 昆仑 + 芯片)
             while match and not (found := _read_mention(article, match, sensitive, blocked, established)):
                 match = regex.match(text, match.start(), match.end() - 1) if match.end() - match.start() > 1 else None
@@ -564,6 +566,15 @@ def _company_family(article: _Article, s: Sentence, mentions: list[_Mention]) ->
 
 
 # Events ----------------------------------------------------------------------------------------------
+
+def warm_up(langs: tuple[Lang, ...] = ("zh", "ja"), catalog: Catalog | None = None) -> None:
+    """Load the catalog, compile its patterns and load the tokenisers now rather than on first use
+    (for a worker's start-up, and for benchmarks that time extraction alone)."""
+    matchers = _matchers(catalog or load_catalog())
+    for lang in langs:
+        if lang != "en":
+            tokenizer(lang, matchers.tokenizer_words)
+
 
 def extract(text: str, lang: Lang | None = None, catalog: Catalog | None = None) -> Extraction:
     """Find the chip events of one article. `text` is normalised here; offsets index that form."""

@@ -260,3 +260,60 @@ def test_tokenisers_guard_word_boundaries_in_running_text():
     # 含光 inside 包含光刻机, next to a real Hanguang mention: only the real one counts
     found = extract("阿里巴巴含光800芯片发布，这条产线包含光刻机。").events
     assert [(e.family, e.model) for e in found] == [("hanguang", "800")]
+
+
+# Claims in the sentences after a chip is named ----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a definite reference anywhere before the claim
+        (
+            "Its successor, the Ascend 910B, is out. Huawei has promoted the chip for training its models.",
+            {("ascend", "910B", None, "training")},
+        ),
+        ("When Alibaba unveiled the Hanguang 800, it was a first. The TSMC-made chip was built for inference.",
+         {("hanguang", "800", "tsmc", "inference")}),
+        ("百度基于昆仑芯P800的集群已点亮。据介绍，该集群采用训推一体设计。", {("kunlun", "P800", None, "both")}),
+        # a plural reference: every chip of the sentence before
+        ("华为昇腾910B和910C出货量增长。两款芯片均由中芯国际代工。",
+         {("ascend", "910B", "smic", None), ("ascend", "910C", "smic", None)}),
+        # Japanese and Chinese drop a subject that stays the same; the topic chains on
+        ("アリババは「含光800」を発表した。推論処理に特化した設計で、TSMCの12nmプロセスで製造される。",
+         {("hanguang", "800", "tsmc", "inference")}),
+        ("華為は昇騰910Cの生産を拡大する。関係者によると、同チップはSMICの7nmプロセスで製造されている。"
+         "主に大規模言語モデルの学習用途として納入する計画だ。",
+         {("ascend", "910C", "smic", "training")}),
+    ],
+)
+def test_claims_follow_references_to_the_chip(text, expected):
+    assert chips(text) == expected
+
+
+def test_references_do_not_cross_paragraphs_or_reach_two_families():
+    assert chips("Huawei's Ascend 910C shipped.\n\nThe chip is used for inference.") == {
+        ("ascend", "910C", None, None)
+    }
+    text = "Huawei's Ascend 910C and Baidu's Kunlun P800 shipped. The chip is used for inference."
+    assert {e.use for e in extract(text).events} == {None}
+
+
+def test_teaching_people_is_not_training_a_chip():
+    text = "Kunlunxin will train 5,000 engineers to deploy its R200 accelerator cards. Staff training matters."
+    assert chips(text) == {("kunlun", None, None, None), ("kunlun", "R200", None, None)}
+    assert {e.use for e in extract("華為の昇騰910Bは機械学習の分野で注目される。").events} == {None}
+
+
+def test_bracketed_alias_between_name_and_model():
+    assert {e.model for e in extract("華為技術は昇騰(Ascend)910Cの生産を拡大する。").events} == {"910C"}
+
+
+def test_ordinary_word_names_count_once_the_article_is_about_the_chip():
+    text = "Huawei's Ascend 910C shipped in March. Ascend is now used for inference at scale."
+    assert ("ascend", None, None, "inference") in chips(text)
+    assert chips("Ascend is now used for inference at scale.") == set()
+
+
+def test_standalone_letter_and_digit_models():
+    text = "百度昆仑芯发布新芯片M100和M300。M100主要用于推理。"
+    assert chips(text) >= {("kunlun", "M100", None, "inference"), ("kunlun", "M300", None, None)}
