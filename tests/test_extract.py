@@ -225,6 +225,8 @@ def test_use_is_kept_apart_by_contrast_and_follows_references():
         ("エヌビディアのＨ２０", ["H20"]),
         ("Nvidia said demand was strong.", []),
         ("Apple's A17 Pro and Huawei's Kirin 9000s", []),
+        ("an Airbus A320, L4 autonomous driving and the BYD L60", []),
+        ("H200, B300, GB300, L40S and V100 parts", ["H200", "B300", "GB300", "L40S", "V100"]),
     ],
 )
 def test_nvidia_models(text, models):
