@@ -21,7 +21,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: setup
-	$(PY) -m chalicelib extract --input samples/articles.jsonl --pretty
+	$(PY) -m chalicelib demo
 
 score: setup
 	$(PY) $(SHARED)/eval/score.py $(SHARED)/corpus/dev

@@ -1,4 +1,4 @@
-"""The command line: `python -m chalicelib extract` (more commands arrive with later stages)."""
+"""The command line: `python -m chalicelib extract | ingest | events | feeds | reextract | demo`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,121 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open(args: argparse.Namespace):
+    from chalicelib.store import open_store
+
+    return open_store(args.db)
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from chalicelib.feeds import BUNDLED_FEEDS, load_feed_list
+
+    feeds = load_feed_list(args.feeds or BUNDLED_FEEDS)
+    return _ingest(feeds, args)
+
+
+def _ingest(feeds: list[str], args: argparse.Namespace) -> int:
+    from chalicelib.pipeline import Options, run_cycle
+
+    store = _open(args)
+    try:
+        summary = run_cycle(feeds, store, Options(allow_private=args.allow_private_hosts), args.workers,
+                            progress=_progress(len(feeds)))
+    finally:
+        store.close()
+    for result in summary.results:
+        if result.error:
+            print(f"  {result.status}: {result.feed}: {result.error}", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def _progress(total: int):
+    """A progress bar on a terminal; a plain line per feed otherwise (logs, CI)."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="feed", file=sys.stderr, leave=False)
+        return lambda result: bar.update(1) if result.status != "retry" else bar.close()
+    done = [0]
+
+    def line(result) -> None:
+        if result.status == "retry":
+            return
+        done[0] += 1
+        print(f"[{done[0]}/{total}] {result.status}: {result.feed} ({result.new_articles} new articles, "
+              f"{result.new_events} new events)", file=sys.stderr, flush=True)
+
+    return line
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    from chalicelib.models import EventQuery
+
+    filters = {k: getattr(args, k) for k in ("company", "family", "model", "fab", "use", "lang", "nvidia",
+                                              "since", "until") if getattr(args, k) is not None}
+    store = _open(args)
+    try:
+        query = EventQuery(limit=min(args.limit, 200), **filters)
+        printed, cursor = 0, None
+        while printed < args.limit:
+            page, cursor = store.query_events(query, cursor)
+            for event in page[: args.limit - printed]:
+                print(_brief(event) if args.brief else event.model_dump_json())
+                printed += 1
+            if cursor is None:
+                break
+    finally:
+        store.close()
+    return 0
+
+
+def _brief(event) -> str:
+    """One readable line: chip, fab, use, Nvidia parts, title."""
+    fab = event.fab or "-"
+    if event.previous_fab:
+        fab += f" (was {event.previous_fab})"
+    chip = f"{event.company} {event.family} {event.model or '(family)'}"
+    nvidia = ",".join(event.nvidia_models) or "-"
+    return f"{chip:<28} fab={fab:<22} use={event.use or '-':<10} nvidia={nvidia:<14} {event.article.title[:60]}"
+
+
+def _cmd_feeds(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        for state in store.list_feeds():
+            print(state.model_dump_json())
+    finally:
+        store.close()
+    return 0
+
+
+def _cmd_reextract(args: argparse.Namespace) -> int:
+    from chalicelib.pipeline import reextract
+
+    store = _open(args)
+    try:
+        articles, added, removed = reextract(store)
+    finally:
+        store.close()
+    print(f"re-extracted {articles} articles: {added} events added, {removed} removed")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from chalicelib.demo import sample_site
+
+    args.allow_private_hosts = True  # the sample site is on 127.0.0.1
+    with sample_site() as feeds:
+        print(f"serving the sample feeds on {feeds[0].rsplit('/', 2)[0]}", file=sys.stderr)
+        _ingest(feeds, args)
+    args.limit, args.brief = 50, True
+    for name in ("company", "family", "model", "fab", "use", "lang", "nvidia", "since", "until"):
+        setattr(args, name, None)
+    print("events, newest first:")
+    return _cmd_events(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,12 +188,67 @@ def main(argv: list[str] | None = None) -> int:
     extract.add_argument("--pretty", action="store_true", help="indented JSON, for reading")
     extract.set_defaults(run=_cmd_extract)
 
+    def with_db(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--db", help="sqlite:///FILE or dynamodb://TABLE?region=…&endpoint_url=… "
+                         "(default: env CHIPTRACKER_DB, else sqlite:///.chiptracker/chiptracker.db)")
+        return sub
+
+    def with_fetching(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--workers", type=int, default=4, help="feeds fetched at once (default 4)")
+        sub.add_argument("--allow-private-hosts", action="store_true",
+                         help="allow fetching from loopback and private addresses (tests, local sites)")
+        return sub
+
+    ingest = with_fetching(with_db(commands.add_parser("ingest", help="one ingest cycle over the feed list")))
+    ingest.add_argument("--feeds", help="a feed list (one URL a line) or an OPML file; default: the bundled list")
+    ingest.set_defaults(run=_cmd_ingest)
+
+    events = with_db(commands.add_parser("events", help="stored events as JSON lines, newest first"))
+    for name in ("company", "family", "model", "fab", "use", "lang", "nvidia"):
+        events.add_argument(f"--{name}")
+    events.add_argument("--since", type=_datetime, help="ISO date or datetime (UTC if no zone)")
+    events.add_argument("--until", type=_datetime, help="ISO date or datetime, exclusive")
+    events.add_argument("--limit", type=int, default=1000)
+    events.add_argument("--brief", action="store_true", help="one readable line per event instead of JSON")
+    events.set_defaults(run=_cmd_events)
+
+    feeds = with_db(commands.add_parser("feeds", help="each feed's state as JSON lines"))
+    feeds.set_defaults(run=_cmd_feeds)
+
+    reextract = with_db(commands.add_parser("reextract", help="rebuild events from stored texts (no fetching)"))
+    reextract.set_defaults(run=_cmd_reextract)
+
+    demo = with_fetching(with_db(commands.add_parser(
+        "demo", help="serve the sample feeds on 127.0.0.1, ingest them, print the events")))
+    demo.set_defaults(run=_cmd_demo)
+
     args = parser.parse_args(argv)
+    if getattr(args, "command", None) == "demo" and args.db is None:
+        args.db = "sqlite:///.chiptracker/demo.db"
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     for stream in (sys.stdin, sys.stdout):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8", errors="replace")
-    return args.run(args)
+    try:
+        return args.run(args)
+    except Exception as exc:
+        from chalicelib.feeds import FeedError
+        from chalicelib.store import BadCursor, StoreError
+
+        if isinstance(exc, (FeedError, StoreError, BadCursor, OSError, ValidationError)):
+            print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _datetime(value: str):
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":

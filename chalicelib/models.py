@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -78,3 +79,97 @@ class ExtractResult(BaseModel):
     events: list[ChipEvent] = []
     nvidia_models: list[str] = []
     error: str | None = None
+
+
+# Ingestion and storage -----------------------------------------------------------------------------
+
+ArticleStatus = Literal["ok", "duplicate", "failed", "skipped"]
+
+
+class FeedState(BaseModel):
+    """What the tracker remembers of one feed between runs (conditional GET, backoff, parking)."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_status: str | None = None  # "ok", "not modified", or the error of the last failure
+    failures: int = 0  # consecutive failures
+    next_attempt: datetime | None = None
+    parked: bool = False
+
+
+class FeedEntry(BaseModel):
+    """One item of a feed, as feedparser gave it."""
+
+    feed: str
+    url: str  # canonical
+    link: str  # as the feed wrote it
+    guid: str | None = None
+    title: str = ""
+    published: datetime | None = None
+
+
+class ArticleRef(BaseModel):
+    """The article an event came from (the Event contract's "article")."""
+
+    url: str
+    title: str = ""
+    published: datetime | None = None
+    feed: str = ""
+
+
+class Article(BaseModel):
+    """A fetched (or failed, or duplicate) article page, keyed by its canonical URL."""
+
+    url: str
+    link: str = ""
+    guid: str | None = None
+    feed: str = ""
+    title: str = ""
+    published: datetime | None = None
+    fetched_at: datetime
+    status: ArticleStatus
+    error: str | None = None  # why it failed or was skipped
+    duplicate_of: str | None = None
+    lang: Lang | None = None
+    simhash: int | None = None  # 64-bit simhash of the text, for near-duplicates
+    text: str = ""  # normalised extracted text (stored compressed)
+    attempts: int = 1
+    next_attempt: datetime | None = None  # when a failed fetch is retried
+    extractor: str | None = None
+
+    def ref(self) -> ArticleRef:
+        return ArticleRef(url=self.url, title=self.title, published=self.published, feed=self.feed)
+
+
+class StoredEvent(ChipEvent):
+    """An event as stored and served: the ChipEvent with its id, article and first sighting time."""
+
+    id: str
+    article: ArticleRef
+    first_seen: datetime
+
+
+class EventQuery(BaseModel):
+    """Filters for listing events, newest first."""
+
+    company: str | None = None
+    family: str | None = None
+    model: str | None = None
+    fab: str | None = None
+    use: Use | None = None
+    lang: Lang | None = None
+    nvidia: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class Sighting(BaseModel):
+    """The first time a chip, or a fab for a chip, was seen (claimed once, by one writer)."""
+
+    key: str  # "chip|huawei|ascend|910C" or "fab|huawei|ascend|910C|smic"
+    event_id: str
+    first_seen: datetime

@@ -1,0 +1,137 @@
+"""Feeds: the feed list, conditional GET, parsing with feedparser, canonical URLs, backoff."""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, fetch
+from chalicelib.models import FeedEntry, FeedState
+
+BUNDLED_FEEDS = Path(__file__).with_name("feeds.txt")
+
+# A failing feed waits 15 min, 30, 1 h, 2 h … (or what Retry-After asks, if longer);
+# after PARK_AFTER failures in a row it is parked: tried once a day, and shown as parked.
+BACKOFF_BASE = timedelta(minutes=15)
+BACKOFF_MAX = timedelta(hours=12)
+PARK_AFTER = 6
+PARKED_RETRY = timedelta(hours=24)
+
+
+class FeedError(Exception):
+    """A feed that answered but could not be read as a feed."""
+
+
+def load_feed_list(path: str | Path = BUNDLED_FEEDS) -> list[str]:
+    """Feed URLs from a plain list (one URL a line, # comments) or an OPML export."""
+    text = Path(path).read_text(encoding="utf-8-sig")
+    if text.lstrip().startswith("<"):
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError as exc:
+            raise FeedError(f"{path}: not a valid OPML file: {exc}") from None
+        urls = [node.get("xmlUrl", "").strip() for node in root.iter("outline")]
+    else:
+        urls = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    urls = [u for u in urls if u]
+    if bad := [u for u in urls if urlsplit(u).scheme not in ("http", "https")]:
+        raise FeedError(f"{path}: not http(s) URLs: {bad[:3]}")
+    return list(dict.fromkeys(urls))
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per article: host case, default port, tracking parameters (utm_*, fbclid …),
+    parameter order and the fragment do not make a new article."""
+    from courlan import normalize_url
+
+    with contextlib.suppress(ValueError, TypeError):  # courlan refuses some odd URLs: keep them as they are
+        url = normalize_url(url, strict=False)
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
+
+
+@dataclass
+class FeedFetch:
+    status: str  # "ok" or "not modified"
+    entries: list[FeedEntry]
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def fetch_feed(state: FeedState, *, allow_private: bool = False, limits: Limits = DEFAULT_LIMITS) -> FeedFetch:
+    """Conditional GET of one feed, parsed. Raises FetchError or FeedError."""
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8"}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    response = fetch(state.url, allow_private=allow_private, limits=limits, headers=headers)
+    if response.status == 304:
+        return FeedFetch("not modified", [], state.etag, state.last_modified)
+    entries = parse_feed(response.body, response.headers, response.url)
+    return FeedFetch("ok", entries, response.headers.get("etag"), response.headers.get("last-modified"))
+
+
+def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[FeedEntry]:
+    """Entries of a feed (RSS, Atom, RDF, JSON Feed) with absolute, canonical links."""
+    import feedparser
+
+    if not body.strip():
+        raise FeedError("empty response, not a feed")
+    parsed = feedparser.parse(body, response_headers=headers)
+    if parsed.bozo and not parsed.entries:
+        raise FeedError(f"not a readable feed: {parsed.get('bozo_exception', 'malformed')}")
+    entries = []
+    for item in parsed.entries:
+        link = (item.get("link") or "").strip()
+        if not link:
+            continue
+        link = urljoin(feed_url, link)
+        if urlsplit(link).scheme not in ("http", "https"):
+            continue
+        entries.append(FeedEntry(
+            feed=feed_url, url=canonical_url(link), link=link, guid=(item.get("id") or None),
+            title=(item.get("title") or "").strip()[:500], published=_published(item),
+        ))
+    return entries
+
+
+def _published(item: dict) -> datetime | None:
+    parsed = item.get("published_parsed") or item.get("updated_parsed")
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+# Feed state ---------------------------------------------------------------------------------------
+
+def is_due(state: FeedState, now: datetime) -> bool:
+    return state.next_attempt is None or state.next_attempt <= now
+
+
+def after_success(state: FeedState, result: FeedFetch, now: datetime) -> FeedState:
+    return state.model_copy(update={
+        "etag": result.etag, "last_modified": result.last_modified, "last_attempt": now,
+        "last_success": now, "last_status": result.status, "failures": 0, "next_attempt": None, "parked": False,
+    })
+
+
+def after_failure(state: FeedState, error: Exception, now: datetime) -> FeedState:
+    """Count the failure and push the next attempt back (exponential backoff, Retry-After)."""
+    failures = state.failures + 1
+    wait = min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
+    if isinstance(error, FetchError) and error.retry_after:
+        wait = max(wait, timedelta(seconds=min(error.retry_after, BACKOFF_MAX.total_seconds())))
+    parked = failures >= PARK_AFTER
+    return state.model_copy(update={
+        "last_attempt": now, "last_status": f"{type(error).__name__}: {error}"[:300], "failures": failures,
+        "next_attempt": now + (PARKED_RETRY if parked else wait), "parked": parked,
+    })

@@ -1,0 +1,280 @@
+"""The ingest pipeline: one feed job end to end, the retry job, re-extraction, the local cycle.
+
+A feed job: conditional GET of the feed → new entries (canonical URL, GUID) → fetch each page
+(limits, address guard) → trafilatura text → near-duplicate check → extract events → store
+events, first sightings, then the article, then the feed state. The order makes re-running
+safe: events and sightings are conditional writes, and the article and the feed's ETag are
+recorded only after what depends on them, so a crash part-way loses nothing and a re-run
+duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from chalicelib.feeds import FeedError, after_failure, after_success, fetch_feed, is_due
+from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, check_html, decode_html, fetch, page_text
+from chalicelib.models import Article, FeedEntry, FeedState, Sighting, StoredEvent
+from chalicelib.store import EventStore, event_id
+
+log = logging.getLogger(__name__)
+
+# A failed page is retried after 30 min, 1 h, 2 h, 4 h; after MAX_ATTEMPTS it is given up (kept, marked).
+ARTICLE_RETRY_BASE = timedelta(minutes=30)
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class JobResult:
+    """What one feed job (or the retry job) did. Counts add up over a cycle."""
+
+    feed: str
+    status: str  # ok, not modified, failed, parked, not due, retry
+    error: str | None = None
+    new_articles: int = 0
+    duplicates: int = 0
+    failed_articles: int = 0
+    skipped_articles: int = 0
+    new_events: int = 0
+    first_sightings: int = 0
+
+
+_COUNTS = ("new_articles", "duplicates", "failed_articles", "skipped_articles", "new_events", "first_sightings")
+
+
+@dataclass
+class CycleSummary:
+    feeds: dict[str, int] = field(default_factory=dict)  # status → count
+    new_articles: int = 0
+    duplicates: int = 0
+    failed_articles: int = 0
+    skipped_articles: int = 0
+    new_events: int = 0
+    first_sightings: int = 0
+    results: list[JobResult] = field(default_factory=list)
+
+    def add(self, result: JobResult) -> None:
+        self.results.append(result)
+        if result.status != "retry":
+            self.feeds[result.status] = self.feeds.get(result.status, 0) + 1
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(result, name))
+
+    def line(self) -> str:
+        feeds = ", ".join(f"{self.feeds.get(s, 0)} {s}" for s in ("ok", "not modified", "failed", "parked", "not due"))
+        return (
+            f"feeds: {feeds} | articles: {self.new_articles} new, {self.duplicates} duplicates, "
+            f"{self.failed_articles} failed, {self.skipped_articles} skipped | events: {self.new_events} new | "
+            f"first sightings: {self.first_sightings}"
+        )
+
+
+@dataclass(frozen=True)
+class Options:
+    allow_private: bool = False  # fetch from loopback / private addresses (tests, the offline demo)
+    limits: Limits = DEFAULT_LIMITS
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# A feed job -----------------------------------------------------------------------------------
+
+def run_feed_job(url: str, store: EventStore, options: Options = Options(), now: datetime | None = None) -> JobResult:
+    now = now or now_utc()
+    state = store.get_feed(url) or FeedState(url=url)
+    if not is_due(state, now):
+        return JobResult(url, "parked" if state.parked else "not due")
+    try:
+        fetched = fetch_feed(state, allow_private=options.allow_private, limits=options.limits)
+    except (FetchError, FeedError) as exc:
+        failed = after_failure(state, exc, now)
+        store.put_feed(failed)
+        log.warning("feed failed", extra={"feed": url, "error": str(exc), "failures": failed.failures})
+        return JobResult(url, "parked" if failed.parked else "failed", error=str(exc))
+    result = JobResult(url, fetched.status)
+    for entry in fetched.entries:
+        _count(result, ingest_entry(entry, store, options, now))
+    store.put_feed(after_success(state, fetched, now))  # the ETag only once its entries are stored
+    return result
+
+
+def ingest_entry(entry: FeedEntry, store: EventStore, options: Options, now: datetime) -> tuple[str, int, int]:
+    """One feed entry → (outcome, new events, first sightings). Outcome: known, new, duplicate, failed, skipped."""
+    known = store.get_article(entry.url)
+    if known and (known.status != "failed" or (known.next_attempt and known.next_attempt > now)):
+        return "known", 0, 0
+    if entry.guid and (holder := store.claim_guid(entry.guid, entry.url)):
+        store.put_article(Article(
+            url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
+            published=entry.published, fetched_at=now, status="duplicate", duplicate_of=holder,
+        ))
+        return "duplicate", 0, 0
+    attempts = known.attempts + 1 if known else 1
+    return process_page(entry, store, options, now, attempts)
+
+
+def process_page(
+    entry: FeedEntry, store: EventStore, options: Options, now: datetime, attempts: int = 1
+) -> tuple[str, int, int]:
+    """Fetch, read and extract one page, and store what came of it (an error too)."""
+    from chalicelib.extract import extract, extractor_version
+    from chalicelib.text import detect_language, normalise
+
+    article = Article(
+        url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
+        published=entry.published, fetched_at=now, status="ok", attempts=attempts,
+    )
+    try:
+        response = fetch(entry.link, allow_private=options.allow_private, limits=options.limits,
+                         headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
+        check_html(response)
+        text = page_text(decode_html(response.body, response.headers), response.url)
+        if not text:
+            raise FetchError("not_html", "no article text found on the page")
+    except FetchError as exc:
+        return _record_failure(article, exc, store, now), 0, 0
+
+    article.text = normalise(text)
+    article.lang = detect_language(article.text)
+    article.simhash = simhash(article.text, article.lang)
+    article.extractor = extractor_version()
+    if duplicate_of := store.find_near_duplicate(article.simhash, article.url):
+        article.status, article.duplicate_of = "duplicate", duplicate_of
+        store.put_article(article)
+        return "duplicate", 0, 0
+
+    found = extract(article.text, article.lang)
+    events = [stored_event(e, article, now) for e in found.events]
+    new_events = store.put_events(events)
+    sightings = claim_sightings(store, events, now)
+    store.put_article(article)
+    return "new", new_events, sightings
+
+
+def _record_failure(article: Article, error: FetchError, store: EventStore, now: datetime) -> str:
+    article.error = f"{error.kind}: {error}"
+    if error.permanent or article.attempts >= MAX_ATTEMPTS:
+        article.status = "skipped"
+        if not error.permanent:
+            article.error += f" (gave up after {article.attempts} attempts)"
+    else:
+        article.status = "failed"
+        wait = ARTICLE_RETRY_BASE * 2 ** (article.attempts - 1)
+        if error.retry_after:
+            wait = max(wait, timedelta(seconds=error.retry_after))
+        article.next_attempt = now + wait
+    store.put_article(article)
+    log.info("article not read", extra={"url": article.url, "error": article.error, "status": article.status})
+    return article.status
+
+
+def stored_event(event, article: Article, now: datetime) -> StoredEvent:
+    return StoredEvent(
+        **event.model_dump(),
+        id=event_id(article.url, event.company, event.family, event.model),
+        article=article.ref(),
+        first_seen=now,
+    )
+
+
+def sighting_keys(event: StoredEvent) -> list[str]:
+    """A new chip (company, family, model), and a new fab for a chip."""
+    chip = f"chip|{event.company}|{event.family}|{event.model or ''}"
+    return [chip] + ([f"fab|{event.company}|{event.family}|{event.model or ''}|{event.fab}"] if event.fab else [])
+
+
+def claim_sightings(store: EventStore, events: Iterable[StoredEvent], now: datetime) -> int:
+    return sum(
+        store.claim_sighting(Sighting(key=key, event_id=e.id, first_seen=now))
+        for e in events
+        for key in sighting_keys(e)
+    )
+
+
+_WORD = re.compile(r"\w+")
+
+
+def simhash(text: str, lang: str | None) -> int:
+    """64-bit simhash of the text. Chinese and Japanese have no spaces: hash character pairs."""
+    from trafilatura.deduplication import Simhash
+
+    if lang in ("zh", "ja"):
+        chars = "".join(_WORD.findall(text))
+        text = " ".join(chars[i:i + 2] for i in range(len(chars) - 1))
+    return Simhash(text).hash
+
+
+def _count(result: JobResult, outcome: tuple[str, int, int]) -> None:
+    status, events, sightings = outcome
+    result.new_articles += status == "new"
+    result.duplicates += status == "duplicate"
+    result.failed_articles += status == "failed"
+    result.skipped_articles += status == "skipped"
+    result.new_events += events
+    result.first_sightings += sightings
+
+
+# The retry job and re-extraction ----------------------------------------------------------------
+
+def run_retry_job(store: EventStore, options: Options = Options(), now: datetime | None = None) -> JobResult:
+    """Fetch again the pages whose earlier fetch failed and whose next attempt is due."""
+    now = now or now_utc()
+    result = JobResult("(retries)", "retry")
+    for article in store.articles_to_retry(now):
+        entry = FeedEntry(feed=article.feed, url=article.url, link=article.link or article.url, guid=article.guid,
+                          title=article.title, published=article.published)
+        _count(result, process_page(entry, store, options, now, article.attempts + 1))
+    return result
+
+
+def reextract(store: EventStore, now: datetime | None = None) -> tuple[int, int, int]:
+    """Rebuild every stored article's events from its stored text (after a catalog or extractor
+    change), without fetching anything. Idempotent. Returns (articles, events added, removed)."""
+    from chalicelib.extract import extract, extractor_version
+
+    now = now or now_utc()
+    version = extractor_version()
+    articles = added = removed = 0
+    for article in store.iter_articles():
+        events = [stored_event(e, article, now) for e in extract(article.text, article.lang).events]
+        plus, minus = store.replace_article_events(article.url, events)
+        claim_sightings(store, events, now)
+        if article.extractor != version:
+            article.extractor = version
+            store.put_article(article)
+        articles, added, removed = articles + 1, added + plus, removed + minus
+    return articles, added, removed
+
+
+# The local cycle --------------------------------------------------------------------------------------
+
+def run_cycle(
+    feeds: list[str],
+    store: EventStore,
+    options: Options = Options(),
+    workers: int = 4,
+    progress: Callable[[JobResult], None] | None = None,
+) -> CycleSummary:
+    """One ingest cycle: every feed as a job in a thread pool, then the retry job."""
+    now = now_utc()
+    summary = CycleSummary()
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        jobs = {pool.submit(run_feed_job, url, store, options, now): url for url in feeds}
+        for done in as_completed(jobs):
+            try:
+                result = done.result()
+            except Exception as exc:  # a bug in one job must not stop the others
+                log.exception("feed job crashed", extra={"feed": jobs[done]})
+                result = JobResult(jobs[done], "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            summary.add(result)
+            if progress:
+                progress(result)
+    summary.add(run_retry_job(store, options, now))
+    return summary

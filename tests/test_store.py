@@ -1,0 +1,203 @@
+"""The store contract: every test runs against SQLite and against DynamoDB on moto_server."""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.models import Article, ArticleRef, EventQuery, Evidence, FeedState, Sighting, StoredEvent
+from chalicelib.store import BadCursor, StoreError, event_id, open_store
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def make_article(url: str = "https://news.example.com/a", **changes) -> Article:
+    fields = dict(url=url, link=url, feed="https://news.example.com/feed", title="A title", fetched_at=T0,
+                  status="ok", lang="en", text="Huawei's Ascend 910C is made by SMIC.", simhash=0x1234_5678_9ABC_DEF0)
+    return Article(**(fields | changes))
+
+
+def make_event(n: int = 0, *, url: str | None = None, minutes: int | None = None, **changes) -> StoredEvent:
+    url = url or f"https://news.example.com/{n}"
+    family, company, model = changes.pop("chip", ("ascend", "huawei", "910C"))
+    fields = dict(
+        id=event_id(url, company, family, model), company=company, family=family, model=model,
+        fab="smic", use="inference", nvidia_models=["H20"], lang="en", extractor="test",
+        evidence=[Evidence(text="Huawei's Ascend 910C.", start=0, end=21)],
+        article=ArticleRef(url=url, title=f"Article {n}", published=T0, feed="https://news.example.com/feed"),
+        first_seen=T0 + timedelta(minutes=n if minutes is None else minutes),
+    )
+    return StoredEvent(**(fields | changes))
+
+
+# feeds ------------------------------------------------------------------------------------------------
+
+def test_feed_state_round_trip(store):
+    assert store.get_feed("https://a.example/feed") is None
+    state = FeedState(url="https://a.example/feed", etag='"abc"', failures=2, next_attempt=T0, parked=False)
+    store.put_feed(state)
+    store.put_feed(FeedState(url="https://b.example/feed"))
+    assert store.get_feed(state.url) == state
+    state.failures = 3
+    store.put_feed(state)
+    assert [f.url for f in store.list_feeds()] == ["https://a.example/feed", "https://b.example/feed"]
+    assert store.get_feed(state.url).failures == 3
+
+
+# articles ---------------------------------------------------------------------------------------------
+
+def test_article_round_trip_with_text(store):
+    article = make_article(text="华为昇腾910C芯片由中芯国际代工。\n" * 50, lang="zh")
+    store.put_article(article)
+    assert store.get_article(article.url) == article
+    assert store.get_article("https://nowhere.example/") is None
+
+
+def test_failed_article_is_retried_when_due_and_replaced_when_fetched(store):
+    due = make_article("https://a.example/due", status="failed", error="timeout", text="", simhash=None,
+                       next_attempt=T0 - timedelta(minutes=1))
+    later = make_article("https://a.example/later", status="failed", error="HTTP 500", text="", simhash=None,
+                         next_attempt=T0 + timedelta(hours=1))
+    store.put_article(due)
+    store.put_article(later)
+    store.put_article(make_article("https://a.example/ok"))
+    assert [a.url for a in store.articles_to_retry(T0)] == ["https://a.example/due"]
+    store.put_article(make_article("https://a.example/due"))  # fetched on the retry
+    assert store.articles_to_retry(T0) == []
+    assert {a.url for a in store.iter_articles()} == {"https://a.example/due", "https://a.example/ok"}
+
+
+def test_large_article_text_survives(store):
+    # random CJK text hardly compresses: over DynamoDB's 400 KB item limit once compressed
+    rng = random.Random(7)
+    text = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(400_000))
+    article = make_article("https://big.example/a", text=text, lang="zh")
+    store.put_article(article)
+    assert store.get_article(article.url).text == text
+    store.put_article(make_article("https://big.example/a", text="short now"))  # and shrinks again
+    assert store.get_article(article.url).text == "short now"
+
+
+def test_guid_is_claimed_once(store):
+    assert store.claim_guid("guid-1", "https://a.example/1") is None
+    assert store.claim_guid("guid-1", "https://a.example/1") is None  # same URL again: fine
+    assert store.claim_guid("guid-1", "https://a.example/other") == "https://a.example/1"
+
+
+def test_near_duplicates_by_simhash(store):
+    base = 0x0F0F_0F0F_0F0F_0F0F
+    store.put_article(make_article("https://a.example/original", simhash=base))
+    assert store.find_near_duplicate(base ^ 0b101, "https://b.example/copy") == "https://a.example/original"
+    assert store.find_near_duplicate(base ^ 0xFFFF_0000_0000_FFFF, "https://b.example/other") is None
+    assert store.find_near_duplicate(base, "https://a.example/original") is None  # not itself
+
+
+# events -----------------------------------------------------------------------------------------------
+
+def test_put_events_is_idempotent(store):
+    events = [make_event(n) for n in range(3)]
+    assert store.put_events(events) == 3
+    assert store.put_events(events) == 0
+    assert store.get_event(events[1].id) == events[1]
+    assert store.get_event("no-such-id") is None
+    assert store.events_for_article(events[0].article.url) == [events[0]]
+
+
+def test_concurrent_writers_store_each_event_once(store):
+    events = [make_event(n) for n in range(20)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        created = list(pool.map(lambda _: store.put_events(events), range(4)))
+    assert sum(created) == 20
+    page, _ = store.query_events(EventQuery(limit=200))
+    assert len(page) == 20
+
+
+def test_replace_article_events_keeps_first_seen(store):
+    url = "https://a.example/x"
+    kept, dropped = make_event(1, url=url), make_event(2, url=url, chip=("kunlun", "baidu", "P800"))
+    store.put_events([kept, dropped])
+    changed = kept.model_copy(update={"fab": "tsmc", "first_seen": T0 + timedelta(days=3)})
+    added = make_event(3, url=url, chip=("hanguang", "alibaba", "800"))
+    assert store.replace_article_events(url, [changed, added]) == (1, 1)
+    stored = {e.id: e for e in store.events_for_article(url)}
+    assert set(stored) == {kept.id, added.id}
+    assert stored[kept.id].fab == "tsmc" and stored[kept.id].first_seen == kept.first_seen
+    assert store.replace_article_events(url, [changed, added]) == (0, 0)
+
+
+def test_query_filters(store):
+    store.put_events([
+        make_event(1),
+        make_event(2, chip=("kunlun", "baidu", "P800"), fab=None, use="training", lang="zh", nvidia_models=[]),
+        make_event(3, chip=("hanguang", "alibaba", "800"), fab="tsmc", use=None, lang="ja"),
+    ])
+
+    def models(**filters):
+        return [e.model for e in store.query_events(EventQuery(**filters))[0]]
+
+    assert models() == ["800", "P800", "910C"]  # newest first
+    assert models(family="kunlun") == ["P800"]
+    assert models(company="alibaba") == ["800"]
+    assert models(model="910c") == ["910C"]
+    assert models(fab="tsmc") == ["800"]
+    assert models(use="training") == ["P800"]
+    assert models(lang="ja") == ["800"]
+    assert models(nvidia="h20") == ["800", "910C"]
+    assert models(since=T0 + timedelta(minutes=2)) == ["800", "P800"]
+    assert models(until=T0 + timedelta(minutes=2)) == ["910C"]
+    assert models(family="ascend", fab="tsmc") == []
+
+
+def test_pagination_visits_every_match_once_while_new_events_arrive(store):
+    store.put_events([make_event(n, chip=("ascend", "huawei", "910C") if n % 3 else ("kunlun", "baidu", "P800"))
+                      for n in range(23)])
+    query = EventQuery(family="ascend", limit=4)
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = store.query_events(query, cursor)
+        seen += [e.id for e in page]
+        pages += 1
+        store.put_events([make_event(100 + pages)])  # a newer event arrives between pages
+        if cursor is None:
+            break
+    expected = [make_event(n).id for n in range(22, -1, -1) if n % 3]
+    assert seen == expected and pages == 4
+
+
+def test_bad_cursors_are_refused(store):
+    store.put_events([make_event(n) for n in range(3)])
+    _, cursor = store.query_events(EventQuery(limit=1))
+    with pytest.raises(BadCursor):
+        store.query_events(EventQuery(limit=1), "not-a-cursor")
+    with pytest.raises(BadCursor):
+        store.query_events(EventQuery(limit=1, family="kunlun"), cursor)  # another query's cursor
+
+
+# first sightings ----------------------------------------------------------------------------------------
+
+def test_first_sighting_is_claimed_by_exactly_one_writer(store):
+    sighting = Sighting(key="chip|huawei|ascend|990", event_id="e1", first_seen=T0)
+    barrier = threading.Barrier(8)
+
+    def claim(n: int) -> bool:
+        barrier.wait()
+        return store.claim_sighting(sighting.model_copy(update={"event_id": f"e{n}"}))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(claim, range(8)))
+    assert results.count(True) == 1
+    assert store.get_sighting(sighting.key).first_seen == T0
+    assert store.get_sighting("chip|nothing") is None
+
+
+def test_open_store_rejects_bad_urls(tmp_path):
+    for url in ("mysql://x", "sqlite://", "dynamodb://"):
+        with pytest.raises(StoreError):
+            open_store(url)
+    store = open_store(f"sqlite:///{tmp_path}/nested/dir/x.db")
+    store.close()
+    assert (tmp_path / "nested" / "dir" / "x.db").exists()
