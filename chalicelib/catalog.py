@@ -87,6 +87,7 @@ class ContextWords(_Entry):
 
     manufacturing: list[str]
     negation: list[str]
+    relative: list[str]
     comparison: list[str]
     transition_from: list[str]
     transition_to: list[str]

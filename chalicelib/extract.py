@@ -97,6 +97,7 @@ class _Matchers:
     fab_patterns: list[tuple[str, re.Pattern[str]]]
     manufacturing: re.Pattern[str]
     negation: re.Pattern[str]
+    relative: re.Pattern[str]
     comparison: re.Pattern[str]
     transition_from: re.Pattern[str]
     transition_to: re.Pattern[str]
@@ -180,6 +181,7 @@ def _compile(catalog: Catalog) -> _Matchers:
         fab_patterns=[(fab.id, re.compile(p)) for fab in catalog.fabs for p in fab.patterns],
         manufacturing=terms_regex(ctx.manufacturing),
         negation=terms_regex(ctx.negation),
+        relative=terms_regex(ctx.relative),
         comparison=terms_regex(ctx.comparison),
         transition_from=terms_regex(ctx.transition_from),
         transition_to=terms_regex(ctx.transition_to),
@@ -400,11 +402,10 @@ def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabCl
             continue
         s = article.sentence_at(start)
         clause = article.clause_index(s, start)
-        clause_text = article.clause_text(s, clause)
         clause_start = article.clauses(s)[clause].start
         if m.comparison.search(text, max(clause_start, start - 12), start):
             continue  # "costs more than TSMC's"
-        if _about_something_else(article, s, clause, mentions):
+        if _about_something_else(article, s, clause, mentions) or _said_of_other_product(article, s, start, mentions):
             continue
         if not is_phrase and not m.manufacturing.search(article.sentence_text(s)):
             continue  # a fab named in passing is not a claim
@@ -414,13 +415,38 @@ def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabCl
             claims.append(_FabClaim(nxt[1][2], fab, nxt[1][0], nxt[1][1], s.index))
             consumed.add(nxt[0])
             continue
-        if m.negation.search(clause_text):
+        if _negated(article, s, clause, start, end):
             continue  # denied, stopped, only considered
         if m.previous.search(text, clause_start, start):
             claims.append(_FabClaim(None, fab, start, end, s.index))
             continue
         claims.append(_FabClaim(fab, None, start, end, s.index))
     return claims
+
+
+def _said_of_other_product(article: _Article, s: Sentence, start: int, mentions: list[_Mention]) -> bool:
+    """"…910C carries HBM2E made by Samsung and SK Hynix": from the fab to the end of its clause,
+    the object is memory (or a phone), and no tracked chip stands there."""
+    clause_end = article.clauses(s)[article.clause_index(s, start)].end
+    if not article.m.other_products.search(article.text, start, clause_end):
+        return False
+    return not any(start <= x.start < clause_end for x in mentions)
+
+
+def _negated(article: _Article, s: Sentence, clause: int, start: int, end: int) -> bool:
+    """A denial, a stop or a mere plan about this fab ("TSMC stopped supplying …", "未能…").
+
+    Before the fab, in its clause; after it, up to the clause end unless a relative clause
+    ("a foundry that it does not name") takes the negation. Japanese puts the predicate, and
+    so its negation, at the end of the sentence: there the rest of the sentence counts.
+    """
+    m, text = article.m, article.text
+    span = article.clauses(s)[clause]
+    if m.negation.search(text, span.start, start):
+        return True
+    after_end = s.end if article.lang == "ja" else span.end
+    negation = m.negation.search(text, end, after_end)
+    return bool(negation) and not m.relative.search(text, end, negation.start())
 
 
 def _is_transition(article: _Article, s: Sentence, first: tuple[int, int], second: tuple[int, int]) -> bool:
@@ -465,7 +491,8 @@ def _attach(
     A chip in the claim's own clause first; then, when the claim comes before any chip its
     sentence names, the chip(s) of the sentence before that this one refers back to
     (_refers_back); then the nearest chip of the sentence that no contrast ("while", "但")
-    separates from the claim, if it stands within `window` characters.
+    separates from the claim, one named before the claim first, if it stands within `window`
+    characters.
     """
     s = article.sentences[claim.sentence]
     here = by_sentence.get(s.index, [])
@@ -474,14 +501,13 @@ def _attach(
     if same_clause:
         return [_nearest(same_clause, claim)[0]]
     first_chip_clause = min((article.clause_index(s, x.start) for x in here), default=len(article.clauses(s)))
-    previous = topics.get(s.index - 1, []) if s.index else []
-    if previous and article.sentences[s.index - 1].paragraph != s.paragraph:
-        previous = []
     clause_end = article.clauses(s)[clause].end
-    if clause < first_chip_clause and (referents := _refers_back(article, s, clause_end, previous, bool(here))):
+    if clause < first_chip_clause and (referents := _refers_back(article, s, clause_end, topics, bool(here))):
         return referents
     reachable = [x for x in here if not _contrast_between(article, s, clause, article.clause_index(s, x.start))]
-    best = _nearest(reachable, claim)
+    # the subject comes first: a chip named before the claim speaks for it before one named after
+    before = [x for x in reachable if x.end <= claim.start]
+    best = _nearest(before or reachable, claim)
     if best and (window is None or best[1] <= window):
         return [best[0]]
     return []
@@ -495,23 +521,23 @@ def _topics(article: _Article, by_sentence: dict[int, list[_Mention]]) -> dict[i
     for s in article.sentences:
         if s.index in by_sentence:
             topics[s.index] = by_sentence[s.index]
-        elif s.index and article.sentences[s.index - 1].paragraph == s.paragraph:
-            previous = topics.get(s.index - 1, [])
-            if referents := _refers_back(article, s, s.end, previous, names_chips=False):
-                topics[s.index] = referents
+        elif referents := _refers_back(article, s, s.end, topics, names_chips=False):
+            topics[s.index] = referents
     return topics
 
 
 def _refers_back(
-    article: _Article, s: Sentence, upto: int, previous: list[_Mention], names_chips: bool
+    article: _Article, s: Sentence, upto: int, topics: dict[int, list[_Mention]], names_chips: bool
 ) -> list[_Mention]:
-    """Which of `previous` (the chips of the sentence before) sentence `s`, read up to `upto`, speaks of.
+    """Which chips of the sentence before sentence `s` (read up to `upto`) it speaks of.
 
     - "both chips", "两款芯片均…": all of them;
-    - "The chip …", "It …", "该集群…", "これらのチップ": the one chip family there is;
-    - in Chinese and Japanese, which drop a subject that stays the same, a sentence that
-      names no chip and no company continues with the one chip family there is.
+    - "The chip …", "It …", "该集群…", "これらのチップ": the one chip family there is, even
+      across a paragraph break (news writes a paragraph a sentence);
+    - Japanese drops a subject that stays the same: in the same paragraph, a sentence that
+      names no chip, no company and no new topic ("Xは") continues with the chip before.
     """
+    previous = topics.get(s.index - 1, []) if s.index else []
     if not previous:
         return []
     m, lead = article.m, article.text[s.start:upto]
@@ -522,9 +548,20 @@ def _refers_back(
     openers = [c for c in article.clauses(s) if c.start < upto]
     if any(m.anaphora.match(article.text, c.start) for c in openers) or any(rx.search(lead) for rx in m.references):
         return [previous[-1]]
-    if article.lang != "en" and not names_chips and not any(rx.search(lead) for rx in m.companies.values()):
-        return [previous[-1]]
-    return []
+    continues = (
+        article.lang == "ja"
+        and not names_chips
+        and article.sentences[s.index - 1].paragraph == s.paragraph
+        and not m.contrast.match(article.text, s.start)
+        and not _JA_TOPIC.search(lead)
+        and not any(rx.search(lead) for rx in m.companies.values())
+    )
+    return [previous[-1]] if continues else []
+
+
+# A Japanese topic, "Xは": は right after a kanji, katakana, Latin letter, digit or closing bracket
+# (a particle, not the は inside a hiragana word).
+_JA_TOPIC = re.compile(r"(?<=[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9」』)])は")
 
 
 def _nearest(mentions: list[_Mention], claim: _FabClaim | _UseClaim) -> tuple[_Mention, int] | None:

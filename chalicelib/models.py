@@ -166,6 +166,17 @@ class EventQuery(BaseModel):
     until: datetime | None = None
     limit: int = Field(default=50, ge=1, le=200)
 
+    @field_validator("company", "family", "fab", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("model", "nvidia", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        """Models are stored upper case without spaces ("910C", "RTX PRO 6000D" keeps its spaces)."""
+        return " ".join(value.split()).upper() if isinstance(value, str) else value
+
 
 class Sighting(BaseModel):
     """The first time a chip, or a fab for a chip, was seen (claimed once, by one writer)."""

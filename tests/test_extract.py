@@ -292,9 +292,9 @@ def test_claims_follow_references_to_the_chip(text, expected):
     assert chips(text) == expected
 
 
-def test_references_do_not_cross_paragraphs_or_reach_two_families():
+def test_references_cross_a_paragraph_break_but_not_two_families():
     assert chips("Huawei's Ascend 910C shipped.\n\nThe chip is used for inference.") == {
-        ("ascend", "910C", None, None)
+        ("ascend", "910C", None, "inference")
     }
     text = "Huawei's Ascend 910C and Baidu's Kunlun P800 shipped. The chip is used for inference."
     assert {e.use for e in extract(text).events} == {None}

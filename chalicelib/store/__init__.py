@@ -189,11 +189,11 @@ def matches(event: StoredEvent, query: EventQuery) -> bool:
     return (
         (query.company is None or event.company == query.company)
         and (query.family is None or event.family == query.family)
-        and (query.model is None or (event.model or "").upper() == query.model.upper())
+        and (query.model is None or event.model == query.model)
         and (query.fab is None or event.fab == query.fab)
         and (query.use is None or event.use == query.use)
         and (query.lang is None or event.lang == query.lang)
-        and (query.nvidia is None or query.nvidia.upper() in event.nvidia_models)
+        and (query.nvidia is None or query.nvidia in event.nvidia_models)
         and (query.since is None or event.first_seen >= query.since)
         and (query.until is None or event.first_seen < query.until)
     )

@@ -192,17 +192,13 @@ class SQLiteStore:
             if (value := getattr(query, column)) is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        for path, value in (
-            ("$.model", query.model.upper() if query.model else None),
-            ("$.fab", query.fab),
-            ("$.use", query.use),
-            ("$.lang", query.lang),
-        ):
+        json_filters = (("$.model", query.model), ("$.fab", query.fab), ("$.use", query.use), ("$.lang", query.lang))
+        for path, value in json_filters:
             if value is not None:
-                where.append(f"upper(json_extract(data, '{path}')) = upper(?)")
+                where.append(f"json_extract(data, '{path}') = ?")
                 params.append(value)
         if query.nvidia:
-            where.append("EXISTS (SELECT 1 FROM json_each(data, '$.nvidia_models') WHERE value = upper(?))")
+            where.append("EXISTS (SELECT 1 FROM json_each(data, '$.nvidia_models') WHERE value = ?)")
             params.append(query.nvidia)
         if query.since:
             where.append("first_seen >= ?")

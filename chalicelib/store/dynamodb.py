@@ -1,0 +1,423 @@
+"""DynamoDB adapter: one table, every read on a request path a GetItem or a Query (never a Scan).
+
+Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so string order is time order):
+
+| item             | pk                          | sk               | other attributes                               |
+|------------------|-----------------------------|------------------|------------------------------------------------|
+| feed state       | `FEED`                      | feed URL         | data (FeedState JSON)                          |
+| article          | `ARTICLE#<url_key>`         | `ARTICLE`        | data (JSON without text), status, text (zlib,  |
+|                  |                             |                  | Binary) or chunks (count); gsi1 while failed   |
+| article text     | `ARTICLE#<url_key>`         | `TEXT#0000`, …   | text (a slice of the compressed text)          |
+| GUID claim       | `GUID#<sha256(guid)[:32]>`  | `GUID`           | url                                            |
+| simhash band     | `SIMHASH#<band>#<value>`    | `<url_key>`      | url, simhash (decimal string: 64-bit)          |
+| event            | `EVENT#<id>`                | `EVENT`          | data (StoredEvent JSON), gsi1/2/3, company,    |
+|                  |                             |                  | family, model, fab, use, lang, nvidia          |
+| first sighting   | `SIGHTING#<key>`            | `SIGHTING`       | event_id, first_seen                           |
+| event months     | `META`                      | `MONTHS`         | months (string set of `YYYY-MM`)               |
+
+Global secondary indexes (all project ALL):
+
+| index | partition key                 | sort key                    | what                                   |
+|-------|-------------------------------|-----------------------------|----------------------------------------|
+| gsi1  | `FAMILY#<family>`             | `<ts(first_seen)>#<id>`     | events of a chip family, by time       |
+| gsi1  | `RETRY`                       | `<ts(next_attempt)>#<key>`  | failed articles by due time (sparse)   |
+| gsi2  | `MONTH#YYYY-MM`               | `<ts(first_seen)>#<id>`     | events of a month, by time             |
+| gsi3  | `ARTICLE#<url_key>`           | `EVENT#<id>`                | events of an article                   |
+
+`query_events` reads gsi1 when the query names a family, else walks the months listed in the META
+item newest first, reading gsi2; a cursor `(ts, id)` becomes the key condition `sk < "<ts>#<id>"`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.models import Article, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.store import (
+    StoreError,
+    compress_text,
+    decode_cursor,
+    decompress_text,
+    encode_cursor,
+    is_near,
+    matches,
+    simhash_bands,
+    timestamp,
+    url_key,
+)
+
+Item = dict[str, Any]  # an item in the low-level client's typed form: {"pk": {"S": "…"}, …}
+
+_INDEXES = {"gsi1": ("gsi1pk", "gsi1sk"), "gsi2": ("gsi2pk", "gsi2sk"), "gsi3": ("gsi3pk", "gsi3sk")}
+
+# DynamoDB items are at most 400 KB: compressed texts above this size go to chunk items.
+_CHUNK_BYTES = 300_000
+
+# Query page size when filters beyond the key condition are applied to what a page returns.
+_FILTERED_PAGE = 200
+_RESIDUAL_FILTERS = ("company", "model", "fab", "use", "lang", "nvidia")  # not part of any key condition
+
+_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=10)
+
+_serializer = TypeSerializer()
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """The CreateTable arguments of the store's table (also the source of the CloudFormation resource)."""
+    keys = [("pk", "sk"), *_INDEXES.values()]
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": attribute, "AttributeType": "S"} for pair in keys for attribute in pair
+        ],
+        "KeySchema": _key_schema("pk", "sk"),
+        "GlobalSecondaryIndexes": [
+            {"IndexName": index, "KeySchema": _key_schema(*pair), "Projection": {"ProjectionType": "ALL"}}
+            for index, pair in _INDEXES.items()
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def _key_schema(hash_key: str, range_key: str) -> list[dict[str, str]]:
+    return [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}]
+
+
+class DynamoDBStore:
+    """EventStore on one DynamoDB table. One boto3 client, shared by all threads (clients are thread-safe)."""
+
+    def __init__(
+        self, table: str, region: str | None = None, endpoint_url: str | None = None, create: bool = False
+    ) -> None:
+        self.table = table
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        # a session of our own: boto3's default session is not safe to share between threads
+        self.client = boto3.session.Session().client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG
+        )
+        self._known_months: set[str] = set()  # months already recorded in the META item
+        where = f"in {region}" + (f" at {endpoint_url}" if endpoint_url else "")
+        try:
+            self._open(create)
+        except (BotoCoreError, ClientError) as exc:
+            if _error_code(exc) == "ResourceNotFoundException":
+                raise StoreError(
+                    f"DynamoDB table {table!r} does not exist {where}: create it, or open the store with create=1"
+                ) from exc
+            raise StoreError(f"cannot open DynamoDB table {table!r} {where}: {exc}") from exc
+
+    def _open(self, create: bool) -> None:
+        try:
+            description = self.client.describe_table(TableName=self.table)["Table"]
+        except ClientError as exc:
+            if not (create and _error_code(exc) == "ResourceNotFoundException"):
+                raise
+            try:
+                self.client.create_table(**table_definition(self.table))
+            except ClientError as race:
+                if _error_code(race) != "ResourceInUseException":  # created meanwhile by another process
+                    raise
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+            )
+            return
+        indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+        if missing := sorted(_INDEXES.keys() - indexes):
+            raise StoreError(f"DynamoDB table {self.table!r} lacks the indexes {', '.join(missing)}")
+
+    def close(self) -> None:
+        self.client.close()
+
+    # feeds ------------------------------------------------------------------------------------
+    def get_feed(self, url: str) -> FeedState | None:
+        item = self._get("FEED", url)
+        return FeedState.model_validate_json(item["data"]["S"]) if item else None
+
+    def put_feed(self, state: FeedState) -> None:
+        self._put(_item(pk="FEED", sk=state.url, data=state.model_dump_json()))
+
+    def list_feeds(self) -> list[FeedState]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues=_values(pk="FEED"), ConsistentRead=True
+        )
+        return [FeedState.model_validate_json(item["data"]["S"]) for item in items]
+
+    # articles ---------------------------------------------------------------------------------
+    def get_article(self, url: str) -> Article | None:
+        item = self._get(f"ARTICLE#{url_key(url)}", "ARTICLE")
+        return self._article(item) if item else None
+
+    def put_article(self, article: Article) -> None:
+        pk = f"ARTICLE#{url_key(article.url)}"
+        blob = compress_text(article.text)
+        chunks = _split(blob) if len(blob) > _CHUNK_BYTES else []
+        old = self._get(pk, "ARTICLE", ProjectionExpression="chunks")
+        old_chunks = int(old["chunks"]["N"]) if old and "chunks" in old else 0
+        # chunks first, then the article item that says how many to read, then the chunks no longer used
+        for n, chunk in enumerate(chunks):
+            self._put(_item(pk=pk, sk=_chunk_sk(n), text=chunk))
+        item = _item(pk=pk, sk="ARTICLE", data=article.model_dump_json(exclude={"text"}), status=article.status)
+        item |= _item(chunks=len(chunks)) if chunks else _item(text=blob)
+        if article.status == "failed" and article.next_attempt is not None:  # the sparse retry index
+            item |= _item(gsi1pk="RETRY", gsi1sk=f"{timestamp(article.next_attempt)}#{url_key(article.url)}")
+        self._put(item)
+        for n in range(len(chunks), old_chunks):
+            self.client.delete_item(TableName=self.table, Key=_item(pk=pk, sk=_chunk_sk(n)))
+        if article.status == "ok" and article.simhash is not None:
+            for band, value in enumerate(simhash_bands(article.simhash)):
+                self._put(_item(
+                    pk=f"SIMHASH#{band}#{value}", sk=url_key(article.url), url=article.url, simhash=str(article.simhash)
+                ))
+
+    def claim_guid(self, guid: str, url: str) -> str | None:
+        pk = f"GUID#{hashlib.sha256(guid.encode()).hexdigest()[:32]}"
+        if self._put_new(_item(pk=pk, sk="GUID", url=url)):
+            return None
+        holder = self._get(pk, "GUID")["url"]["S"]
+        return None if holder == url else holder
+
+    def find_near_duplicate(self, simhash: int, exclude_url: str) -> str | None:
+        for band, value in enumerate(simhash_bands(simhash)):
+            items = self._query(
+                KeyConditionExpression="pk = :pk", ExpressionAttributeValues=_values(pk=f"SIMHASH#{band}#{value}")
+            )
+            candidates = sorted((item["url"]["S"], int(item["simhash"]["S"])) for item in items)
+            for url, other in candidates:
+                if url != exclude_url and is_near(simhash, other):
+                    return url
+        return None
+
+    def articles_to_retry(self, now: datetime, limit: int = 100) -> list[Article]:
+        items = self._query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :due",
+            # "~" sorts after every url_key (hex), so articles due exactly `now` are included
+            ExpressionAttributeValues=_values(pk="RETRY", due=f"{timestamp(now)}#~"),
+            Limit=limit,
+        )
+        return [self._article(item) for item in itertools.islice(items, limit)]
+
+    def iter_articles(self) -> Iterator[Article]:
+        # a maintenance job, not a request path: the one Scan of this adapter
+        for page in self.client.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression="sk = :sk AND #status = :ok",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_values(sk="ARTICLE", ok="ok"),
+        ):
+            for item in page["Items"]:
+                yield self._article(item)
+
+    def _article(self, item: Item) -> Article:
+        article = Article.model_validate_json(item["data"]["S"])
+        article.text = decompress_text(self._text_blob(item))
+        return article
+
+    def _text_blob(self, item: Item) -> bytes:
+        if "chunks" not in item:
+            return item["text"]["B"] if "text" in item else b""
+        count = int(item["chunks"]["N"])
+        chunks = list(self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues=_values(pk=item["pk"]["S"], first=_chunk_sk(0), last=_chunk_sk(count - 1)),
+            ConsistentRead=True,
+        ))
+        if len(chunks) != count:
+            raise StoreError(f"article {item['pk']['S']}: {len(chunks)} text chunks stored, {count} expected")
+        return b"".join(chunk["text"]["B"] for chunk in chunks)
+
+    # events -----------------------------------------------------------------------------------
+    def put_events(self, events: list[StoredEvent]) -> int:
+        self._record_months(events)
+        return sum(self._put_new(_event_item(event)) for event in events)
+
+    def replace_article_events(self, url: str, events: list[StoredEvent]) -> tuple[int, int]:
+        old = {event.id: event for event in self.events_for_article(url)}
+        keep = {event.id for event in events}
+        removed = [event_id for event_id in old if event_id not in keep]
+        for event_id in removed:
+            self.client.delete_item(TableName=self.table, Key=_item(pk=f"EVENT#{event_id}", sk="EVENT"))
+        self._record_months(events)
+        added = 0
+        for event in events:
+            if event.id not in old:
+                if self._put_new(_event_item(event)):
+                    added += 1
+                    continue
+                # stored, but not yet visible in gsi3 (its reads are eventually consistent)
+                old[event.id] = StoredEvent.model_validate_json(self._get(f"EVENT#{event.id}", "EVENT")["data"]["S"])
+            event = event.model_copy(update={"first_seen": old[event.id].first_seen})  # keep when it was first seen
+            self._put(_event_item(event))
+        return added, len(removed)
+
+    def get_event(self, event_id: str) -> StoredEvent | None:
+        item = self._get(f"EVENT#{event_id}", "EVENT")
+        return _event(item) if item else None
+
+    def events_for_article(self, url: str) -> list[StoredEvent]:
+        items = self._query(
+            IndexName="gsi3",
+            KeyConditionExpression="gsi3pk = :pk",
+            ExpressionAttributeValues=_values(pk=f"ARTICLE#{url_key(url)}"),
+        )
+        return sorted(map(_event, items), key=lambda e: (timestamp(e.first_seen), e.id))
+
+    def query_events(self, query: EventQuery, cursor: str | None = None) -> tuple[list[StoredEvent], str | None]:
+        # bounds on the index sort key "<ts>#<id>": since is inclusive, until and the cursor exclusive
+        low = timestamp(query.since) if query.since else None
+        highs = [timestamp(query.until)] if query.until else []
+        if cursor:
+            highs.append("#".join(decode_cursor(cursor, query)))
+        high = min(highs) if highs else None
+        if low and high and low >= high:  # an empty range (DynamoDB refuses a BETWEEN whose bounds are reversed)
+            return [], None
+        filtered = any(getattr(query, name) is not None for name in _RESIDUAL_FILTERS)
+        page_size = max(query.limit + 1, _FILTERED_PAGE) if filtered else query.limit + 1
+        if query.family is not None:
+            partitions = [("gsi1", f"FAMILY#{query.family}")]
+        else:
+            partitions = [("gsi2", f"MONTH#{month}") for month in self._months(low, high)]
+        found = (
+            event
+            for index, partition in partitions
+            for event in self._events_between(index, partition, low, high, page_size)
+            if matches(event, query)
+        )
+        events = list(itertools.islice(found, query.limit + 1))
+        more = len(events) > query.limit
+        events = events[: query.limit]
+        return events, encode_cursor(events[-1], query) if more and events else None
+
+    def _events_between(
+        self, index: str, partition: str, low: str | None, high: str | None, page_size: int
+    ) -> Iterator[StoredEvent]:
+        """The events of one index partition with low <= sort key < high, newest first."""
+        pk, sk = _INDEXES[index]
+        condition, values = f"{pk} = :pk", _values(pk=partition)
+        if low and high:
+            # BETWEEN is inclusive: the event at `high` itself (the cursor's) is dropped below
+            condition += f" AND {sk} BETWEEN :low AND :high"
+            values |= _values(low=low, high=high)
+        elif low:
+            condition += f" AND {sk} >= :low"
+            values |= _values(low=low)
+        elif high:
+            condition += f" AND {sk} < :high"
+            values |= _values(high=high)
+        items = self._query(
+            IndexName=index, KeyConditionExpression=condition, ExpressionAttributeValues=values,
+            ScanIndexForward=False, Limit=page_size,
+        )
+        for item in items:
+            if high is None or item[sk]["S"] < high:
+                yield _event(item)
+
+    def _months(self, low: str | None, high: str | None) -> list[str]:
+        """The months that have events, newest first, within the bounds."""
+        item = self._get("META", "MONTHS")
+        months = item["months"]["SS"] if item else []
+        return sorted(
+            (m for m in months if (low is None or m >= low[:7]) and (high is None or m <= high[:7])), reverse=True
+        )
+
+    def _record_months(self, events: Iterable[StoredEvent]) -> None:
+        """Add the events' months to the META item before the events are written (so no query misses them)."""
+        months = {timestamp(event.first_seen)[:7] for event in events} - self._known_months
+        if months:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_item(pk="META", sk="MONTHS"),
+                UpdateExpression="ADD months :months",
+                ExpressionAttributeValues={":months": {"SS": sorted(months)}},
+            )
+            self._known_months |= months
+
+    # first sightings --------------------------------------------------------------------------
+    def claim_sighting(self, sighting: Sighting) -> bool:
+        return self._put_new(_item(
+            pk=f"SIGHTING#{sighting.key}", sk="SIGHTING",
+            event_id=sighting.event_id, first_seen=timestamp(sighting.first_seen),
+        ))
+
+    def get_sighting(self, key: str) -> Sighting | None:
+        item = self._get(f"SIGHTING#{key}", "SIGHTING")
+        if item is None:
+            return None
+        first_seen = datetime.fromisoformat(item["first_seen"]["S"])
+        return Sighting(key=key, event_id=item["event_id"]["S"], first_seen=first_seen)
+
+    # low-level helpers --------------------------------------------------------------------------
+    def _get(self, pk: str, sk: str, **options: Any) -> Item | None:
+        response = self.client.get_item(TableName=self.table, Key=_item(pk=pk, sk=sk), ConsistentRead=True, **options)
+        return response.get("Item")
+
+    def _put(self, item: Item) -> None:
+        self.client.put_item(TableName=self.table, Item=item)
+
+    def _put_new(self, item: Item) -> bool:
+        """Put an item whose key is not stored yet: True if written, False if the key was taken."""
+        try:
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _query(self, **request: Any) -> Iterator[Item]:
+        """The items of a Query, page after page (LastEvaluatedKey), read lazily."""
+        while True:
+            page = self.client.query(TableName=self.table, **request)
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _event_item(event: StoredEvent) -> Item:
+    stamp, key = timestamp(event.first_seen), f"{timestamp(event.first_seen)}#{event.id}"
+    return _item(
+        pk=f"EVENT#{event.id}", sk="EVENT", data=event.model_dump_json(),
+        gsi1pk=f"FAMILY#{event.family}", gsi1sk=key,
+        gsi2pk=f"MONTH#{stamp[:7]}", gsi2sk=key,
+        gsi3pk=f"ARTICLE#{url_key(event.article.url)}", gsi3sk=f"EVENT#{event.id}",
+        # flat copies of the filterable fields, for FilterExpressions and for reading the table by hand
+        company=event.company, family=event.family, model=event.model, fab=event.fab, use=event.use,
+        lang=event.lang, nvidia=event.nvidia_models,
+    )
+
+
+def _event(item: Item) -> StoredEvent:
+    return StoredEvent.model_validate_json(item["data"]["S"])
+
+
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + _CHUNK_BYTES] for i in range(0, len(blob), _CHUNK_BYTES)]
+
+
+def _chunk_sk(n: int) -> str:
+    return f"TEXT#{n:04d}"
+
+
+def _item(**attributes: Any) -> Item:
+    """Attributes in the client's typed form; None values are left out (DynamoDB has no use for them)."""
+    return {name: _serializer.serialize(value) for name, value in attributes.items() if value is not None}
+
+
+def _values(**values: Any) -> Item:
+    """ExpressionAttributeValues: `_values(pk="FEED")` is {":pk": {"S": "FEED"}}."""
+    return {f":{name}": typed for name, typed in _item(**values).items()}
+
+
+def _error_code(exc: Exception) -> str | None:
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
