@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, fetch
+from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, describe_error, fetch
 from chalicelib.models import FeedEntry, FeedState
 
 BUNDLED_FEEDS = Path(__file__).with_name("feeds.txt")
@@ -84,8 +85,10 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[Feed
     if not body.strip():
         raise FeedError("empty response, not a feed")
     parsed = feedparser.parse(body, response_headers=headers)
-    if parsed.bozo and not parsed.entries:
-        raise FeedError(f"not a readable feed: {parsed.get('bozo_exception', 'malformed')}")
+    if isinstance(parsed.get("bozo_exception"), feedparser.CharacterEncodingOverride) and (
+        utf8 := _undeclared_to_utf8(body, headers)
+    ):
+        parsed = feedparser.parse(utf8, response_headers={**headers, "content-type": "application/xml; charset=utf-8"})
     entries = []
     for item in parsed.entries:
         link = (item.get("link") or "").strip()
@@ -98,7 +101,38 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[Feed
             feed=feed_url, url=canonical_url(link), link=link, guid=(item.get("id") or None),
             title=(item.get("title") or "").strip()[:500], published=_published(item),
         ))
+    if not entries and parsed.bozo:  # nothing usable came out of a broken document (cut off, not XML …)
+        raise FeedError(f"not a readable feed: {parsed.get('bozo_exception', 'malformed')}")
+    if not entries and not parsed.version:  # well-formed, but no RSS/Atom/RDF: an HTML page, a sitemap …
+        raise FeedError("not a feed: no RSS, Atom or RDF document found")
     return entries
+
+
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']?([A-Za-z0-9_.:-]+)""")
+
+
+def _undeclared_to_utf8(body: bytes, headers: dict[str, str]) -> bytes | None:
+    """A feed that declares no charset (no HTTP charset, no BOM, no XML encoding) and is not
+    UTF-8 — GBK, Big5, Shift_JIS — is read by feedparser as windows-1252: mojibake titles.
+    Detect its encoding instead and give feedparser UTF-8; None if it declares one or detection fails."""
+    from charset_normalizer import from_bytes
+
+    if re.search(r"charset\s*=", headers.get("content-type", ""), re.IGNORECASE) or _XML_ENCODING.match(body):
+        return None
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return None
+    try:
+        body.decode("utf-8")
+        return None  # UTF-8 already: feedparser reads it right
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(body[:200_000]).best()
+    if best is None or not best.encoding:
+        return None
+    try:
+        return body.decode(best.encoding).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return None
 
 
 def _published(item: dict) -> datetime | None:
@@ -132,6 +166,6 @@ def after_failure(state: FeedState, error: Exception, now: datetime) -> FeedStat
         wait = max(wait, timedelta(seconds=min(error.retry_after, BACKOFF_MAX.total_seconds())))
     parked = failures >= PARK_AFTER
     return state.model_copy(update={
-        "last_attempt": now, "last_status": f"{type(error).__name__}: {error}"[:300], "failures": failures,
+        "last_attempt": now, "last_status": describe_error(error), "failures": failures,
         "next_attempt": now + (PARKED_RETRY if parked else wait), "parked": parked,
     })

@@ -56,6 +56,12 @@ class FetchError(Exception):
         return self.kind in ("invalid_url", "blocked", "not_html", "too_large") or self.status in (404, 410)
 
 
+def describe_error(error: Exception) -> str:
+    """One readable line for a stored error: "timeout: no answer from example.com in time"."""
+    kind = error.kind if isinstance(error, FetchError) else type(error).__name__
+    return f"{kind}: {error}"[:500]
+
+
 @dataclass
 class Response:
     url: str  # after redirects

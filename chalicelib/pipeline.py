@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.feeds import FeedError, after_failure, after_success, fetch_feed, is_due
-from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, check_html, decode_html, fetch, page_text
+from chalicelib.fetch import (
+    DEFAULT_LIMITS,
+    FetchError,
+    Limits,
+    check_html,
+    decode_html,
+    describe_error,
+    fetch,
+    page_text,
+)
 from chalicelib.models import Article, FeedEntry, FeedState, Sighting, StoredEvent
 from chalicelib.store import EventStore, event_id
 
@@ -96,8 +105,8 @@ def run_feed_job(url: str, store: EventStore, options: Options = Options(), now:
     except (FetchError, FeedError) as exc:
         failed = after_failure(state, exc, now)
         store.put_feed(failed)
-        log.warning("feed failed", extra={"feed": url, "error": str(exc), "failures": failed.failures})
-        return JobResult(url, "parked" if failed.parked else "failed", error=str(exc))
+        log.warning("feed failed (%d in a row): %s: %s", failed.failures, url, failed.last_status)
+        return JobResult(url, "parked" if failed.parked else "failed", error=failed.last_status)
     result = JobResult(url, fetched.status)
     for entry in fetched.entries:
         _count(result, ingest_entry(entry, store, options, now))
@@ -159,7 +168,7 @@ def process_page(
 
 
 def _record_failure(article: Article, error: FetchError, store: EventStore, now: datetime) -> str:
-    article.error = f"{error.kind}: {error}"
+    article.error = describe_error(error)
     if error.permanent or article.attempts >= MAX_ATTEMPTS:
         article.status = "skipped"
         if not error.permanent:
@@ -171,7 +180,7 @@ def _record_failure(article: Article, error: FetchError, store: EventStore, now:
             wait = max(wait, timedelta(seconds=error.retry_after))
         article.next_attempt = now + wait
     store.put_article(article)
-    log.info("article not read", extra={"url": article.url, "error": article.error, "status": article.status})
+    log.info("article %s: %s: %s", article.status, article.url, article.error)
     return article.status
 
 
@@ -278,3 +287,43 @@ def run_cycle(
                 progress(result)
     summary.add(run_retry_job(store, options, now))
     return summary
+
+
+# Deployed: the hourly planner puts one job per due feed on SQS; workers run one job each -----------
+
+RETRY_JOB = {"kind": "retry"}
+
+
+def plan_jobs(feeds: list[str], store: EventStore, now: datetime | None = None) -> list[dict]:
+    """One job per feed that is due (not backing off, not parked until later), and the retry job."""
+    now = now or now_utc()
+    due = []
+    for url in feeds:
+        state = store.get_feed(url)
+        if state is None or is_due(state, now):
+            due.append({"kind": "feed", "url": url})
+    return [*due, RETRY_JOB]
+
+
+def send_jobs(jobs: list[dict], queue_url: str, sqs) -> int:
+    """Put jobs on the queue, ten to a batch; raise if SQS refuses any (the planner is re-run)."""
+    import json
+
+    for start in range(0, len(jobs), 10):
+        batch = [{"Id": str(i), "MessageBody": json.dumps(job)} for i, job in enumerate(jobs[start:start + 10])]
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
+        if answer.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(answer['Failed'])} job(s): {answer['Failed'][0]}")
+    return len(jobs)
+
+
+def run_job(body: str, store: EventStore, options: Options = Options()) -> JobResult:
+    """Run one queued job (a message body). A malformed body is an error: it goes to the dead-letter queue."""
+    import json
+
+    job = json.loads(body)
+    if job.get("kind") == "retry":
+        return run_retry_job(store, options)
+    if job.get("kind") == "feed" and isinstance(job.get("url"), str):
+        return run_feed_job(job["url"], store, options)
+    raise ValueError(f"not a job: {body[:200]!r}")

@@ -28,9 +28,11 @@ def score(shared: Path, cases: Path, python: str) -> tuple[dict[str, float], str
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", headline)}, done.stdout
 
 
-@pytest.mark.parametrize("corpus", ["dev", "probe"])
+# dev: the real labelled articles; cases, cases_long: articles written and labelled for this project
+# by sessions that did not see the extractor (short ones, and long ones with page noise).
+@pytest.mark.parametrize("corpus", ["dev", "cases", "cases_long"])
 def test_extraction_scores_meet_the_thresholds(shared, python, corpus):
-    cases = shared / "corpus" / "dev" if corpus == "dev" else ROOT / "tests" / "fixtures" / "cases"
+    cases = shared / "corpus" / "dev" if corpus == "dev" else ROOT / "tests" / "fixtures" / corpus
     scores, report = score(shared, cases, python)
     for name, minimum in THRESHOLDS.items():
         assert scores[name] >= minimum, f"{name} {scores[name]} < {minimum}\n{report}"

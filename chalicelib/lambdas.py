@@ -1,0 +1,58 @@
+"""What the deployed Lambda functions do, as plain functions (app.py only wires them).
+
+Configuration comes from the environment: CHIPTRACKER_DB (dynamodb://TABLE?region=…),
+CHIPTRACKER_QUEUE (the feed-job queue's name), CHIPTRACKER_FEEDS (a feed list file in the
+package; default: the bundled list).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from functools import cache
+from typing import TYPE_CHECKING
+
+from chalicelib.store import EventStore, open_store
+
+if TYPE_CHECKING:
+    from chalicelib.pipeline import Options
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _store() -> EventStore:
+    # one per container: reused across invocations
+    return open_store(os.environ.get("CHIPTRACKER_DB"))
+
+
+@cache
+def _sqs():
+    import boto3
+
+    return boto3.client("sqs", endpoint_url=os.environ.get("CHIPTRACKER_SQS_ENDPOINT") or None)
+
+
+def plan_feed_jobs() -> dict:
+    from chalicelib.feeds import BUNDLED_FEEDS, load_feed_list
+    from chalicelib.pipeline import plan_jobs, send_jobs
+
+    feeds = load_feed_list(os.environ.get("CHIPTRACKER_FEEDS") or BUNDLED_FEEDS)
+    jobs = plan_jobs(feeds, _store())
+    queue_url = _sqs().get_queue_url(QueueName=os.environ.get("CHIPTRACKER_QUEUE", "chiptracker-feed-jobs"))
+    sent = send_jobs(jobs, queue_url["QueueUrl"], _sqs())
+    log.info("planned %d jobs for %d feeds", sent, len(feeds))
+    return {"feeds": len(feeds), "jobs": sent}
+
+
+def run_feed_jobs(bodies: Iterable[str], options: Options | None = None) -> list[dict]:
+    """Run each queued job. `options` is for tests; deployed, private addresses stay refused."""
+    from chalicelib.pipeline import Options, run_job
+
+    results = []
+    for body in bodies:
+        result = run_job(body, _store(), options or Options())
+        log.info("job done: %s %s", result.feed, result.status)
+        results.append(vars(result))
+    return results

@@ -1,0 +1,210 @@
+"""The ingest pipeline end to end against pages served on 127.0.0.1, on both stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chalicelib.models import EventQuery
+from chalicelib.pipeline import Options, reextract, run_cycle, run_feed_job
+from tests.conftest import ROOT
+from tests.localsite import LocalSite, page, rss
+
+LOCAL = Options(allow_private=True)
+
+ARTICLES = {
+    "/news/ascend": page(
+        "Huawei ramps up Ascend output",
+        "Huawei's Ascend 910C accelerator is now manufactured by SMIC on its N+2 process, people familiar "
+        "with the matter said on Tuesday.",
+        "The chip is used mainly for inference in Huawei's own cloud, while buyers still compare it with "
+        "Nvidia's H20.",
+    ),
+    "/news/kunlun": page(
+        "百度昆仑芯集群上线",
+        "百度宣布，基于昆仑芯P800的三万卡集群已经投入使用，主要用于文心大模型的训练。",
+        "业内人士认为，这标志着国产算力在大模型训练领域取得进展。",
+    ),
+    "/news/hanguang": page(
+        "アリババの含光800",
+        "アリババは自社開発のAIチップ「含光800」を推論処理に使っている。",
+        "同チップは台湾積体電路製造(TSMC)の12nmプロセスで製造されている。",
+    ),
+}
+
+
+@pytest.fixture
+def site():
+    with LocalSite() as running:
+        for path, body in ARTICLES.items():
+            running.route(path, body=body)
+        running.route("/feed-a.xml", body=rss([("Ascend", running.url("/news/ascend?utm_source=rss")),
+                                                ("Kunlun", running.url("/news/kunlun"))]),
+                      headers={"Content-Type": "application/rss+xml"})
+        running.route("/feed-b.xml", body=rss([("Hanguang", running.url("/news/hanguang")),
+                                                ("Ascend again", running.url("/news/ascend#top"))]),
+                      headers={"Content-Type": "application/rss+xml"})
+        yield running
+
+
+def feeds(site: LocalSite) -> list[str]:
+    return [site.url("/feed-a.xml"), site.url("/feed-b.xml")]
+
+
+def test_ingest_twice_adds_nothing_the_second_time(site, store):
+    first = run_cycle(feeds(site), store, LOCAL, workers=2)
+    assert first.feeds == {"ok": 2}
+    assert (first.new_articles, first.duplicates, first.failed_articles) == (3, 0, 0)
+    # each headline names a family too: 5 events; first sightings: 5 chips and 2 fabs
+    assert first.new_events == 5 and first.first_sightings == 7
+    events = {(e.family, e.model): e for e in store.query_events(EventQuery(limit=50))[0]}
+    assert (events["ascend", "910C"].fab, events["ascend", "910C"].use) == ("smic", "inference")
+    assert events["kunlun", "P800"].use == "training" and events["kunlun", "P800"].lang == "zh"
+    assert (events["hanguang", "800"].fab, events["hanguang", "800"].use) == ("tsmc", "inference")
+    assert events["ascend", "910C"].article.url == site.url("/news/ascend")  # canonical: no utm, no fragment
+    assert events["ascend", "910C"].nvidia_models == ["H20"]
+
+    second = run_cycle(feeds(site), store, LOCAL, workers=2)
+    assert (second.new_articles, second.duplicates, second.new_events, second.first_sightings) == (0, 0, 0, 0)
+    assert sum(n for path, n in site.hits.items() if path.startswith("/news/ascend")) == 1  # fetched once
+    assert len(store.query_events(EventQuery(limit=50))[0]) == 5
+
+
+def test_two_workers_on_one_feed_store_everything_once(site, store):
+    barrier = threading.Barrier(2)
+
+    def job(_):
+        barrier.wait()
+        return run_feed_job(site.url("/feed-a.xml"), store, LOCAL)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(job, range(2)))
+    assert sum(r.new_events for r in results) == 4
+    assert sum(r.first_sightings for r in results) == 5
+    assert len(store.query_events(EventQuery(limit=50))[0]) == 4
+    assert store.get_article(site.url("/news/ascend")).status == "ok"
+
+
+def test_duplicates_by_guid_and_by_near_identical_text(store):
+    with LocalSite() as site:
+        site.route("/original", body=ARTICLES["/news/ascend"])
+        # a syndicated copy: the same story under another URL, with other page furniture
+        site.route("/syndicated", body=ARTICLES["/news/ascend"].replace(b"All rights reserved.", b"Syndicated."))
+        site.route("/feed.xml", body=rss([("a", site.url("/original")), ("b", site.url("/syndicated"))]))
+        same_guid = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+                     b"<item><title>c</title><link>" + site.url("/moved").encode() + b"</link>"
+                     b"<guid>" + site.url("/original").encode() + b"</guid></item></channel></rss>")
+        site.route("/guid.xml", body=same_guid)
+        result = run_feed_job(site.url("/feed.xml"), store, LOCAL)
+        assert (result.new_articles, result.duplicates, result.new_events) == (1, 1, 2)
+        copy = store.get_article(site.url("/syndicated"))
+        assert copy.status == "duplicate" and copy.duplicate_of == site.url("/original")
+        assert copy.text  # kept, not lost
+        moved = run_feed_job(site.url("/guid.xml"), store, LOCAL)
+        assert (moved.duplicates, moved.new_events) == (1, 0)
+        assert store.get_article(site.url("/moved")).duplicate_of == site.url("/original")
+        assert "/moved" not in site.hits  # a known GUID is not fetched
+
+
+def test_not_modified_feeds_are_not_parsed_again(store):
+    with LocalSite() as site:
+        site.route("/news/ascend", body=ARTICLES["/news/ascend"])
+        body = rss([("Ascend", site.url("/news/ascend"))])
+
+        def etag_feed(handler):
+            status = 304 if handler.headers.get("If-None-Match") == '"v1"' else 200
+            handler.send_response(status)
+            handler.send_header("ETag", '"v1"')
+            handler.send_header("Content-Length", "0" if status == 304 else str(len(body)))
+            handler.end_headers()
+            if status == 200:
+                handler.wfile.write(body)
+
+        site.route("/feed.xml", handler=etag_feed)
+        assert run_feed_job(site.url("/feed.xml"), store, LOCAL).status == "ok"
+        assert store.get_feed(site.url("/feed.xml")).etag == '"v1"'
+        again = run_feed_job(site.url("/feed.xml"), store, LOCAL)
+        assert again.status == "not modified" and again.new_articles == 0
+        assert site.requests[-1][1]["if-none-match"] == '"v1"'
+
+
+def test_reextract_rebuilds_events_without_fetching(site, store):
+    run_cycle(feeds(site), store, LOCAL)
+    hits = dict(site.hits)
+    assert reextract(store) == (3, 0, 0)  # idempotent: nothing changes
+    url = site.url("/news/kunlun")
+    store.replace_article_events(url, [])  # as if an older extractor had found nothing here
+    assert reextract(store) == (3, 2, 0)
+    assert {e.model for e in store.events_for_article(url)} == {None, "P800"}
+    assert site.hits == hits
+
+
+def test_cli_ingest_events_and_feeds(site, tmp_path, python):
+    feed_list = tmp_path / "feeds.txt"
+    feed_list.write_text("\n".join(["# test feeds", *feeds(site)]) + "\n")
+    db = f"sqlite:///{tmp_path}/cli.db"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([python, "-m", "chalicelib", *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=120)
+
+    refused = cli("ingest", "--feeds", str(feed_list), "--db", db)
+    assert "blocked" in refused.stderr and "2 failed" in refused.stdout  # loopback needs the opt-in
+    done = cli("ingest", "--feeds", str(feed_list), "--db", db, "--allow-private-hosts")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("feeds: 0 ok")  # both still backing off
+    events = cli("events", "--db", db)
+    assert events.stdout == ""
+    states = [json.loads(line) for line in cli("feeds", "--db", db).stdout.splitlines()]
+    assert all(s["failures"] == 1 and "blocked" in s["last_status"] for s in states)
+    fresh = f"sqlite:///{tmp_path}/fresh.db"
+    done = cli("ingest", "--feeds", str(feed_list), "--db", fresh, "--allow-private-hosts")
+    assert "[1/2]" in done.stderr and "feeds: 2 ok" in done.stdout and "events: 5 new" in done.stdout
+    lines = cli("events", "--db", fresh, "--family", "kunlun", "--model", "p800").stdout.splitlines()
+    assert [json.loads(line)["model"] for line in lines] == ["P800"]
+    bad = cli("events", "--db", fresh, "--since", "yesterday")
+    assert bad.returncode == 2 and "not an ISO date" in bad.stderr
+
+
+def test_demo_runs_offline(tmp_path, python):
+    done = subprocess.run([python, "-m", "chalicelib", "demo", "--db", f"sqlite:///{tmp_path}/demo.db"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "feeds: 3 ok" in done.stdout and "failed" in done.stdout
+    assert "huawei ascend 910C" in done.stdout and "fab=domestic (was tsmc)" in done.stdout
+
+
+def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkeypatch):
+    """The deployed shape: the planner queues one job per due feed on SQS (moto_server), the
+    worker handler runs each message into DynamoDB (moto_server)."""
+    import boto3
+
+    from chalicelib import lambdas
+
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="chiptracker-feed-jobs")["QueueUrl"]
+    feed_list = ROOT / ".pytest_cache" / "lambda-feeds.txt"
+    feed_list.parent.mkdir(exist_ok=True)
+    feed_list.write_text("\n".join(feeds(site)) + "\n")
+    monkeypatch.setenv("CHIPTRACKER_DB", dynamodb_url)
+    monkeypatch.setenv("CHIPTRACKER_SQS_ENDPOINT", moto_server)
+    monkeypatch.setenv("CHIPTRACKER_FEEDS", str(feed_list))
+    lambdas._store.cache_clear()
+    lambdas._sqs.cache_clear()
+    try:
+        assert lambdas.plan_feed_jobs() == {"feeds": 2, "jobs": 3}
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+        results = lambdas.run_feed_jobs((m["Body"] for m in messages), LOCAL)  # loopback pages: opt in
+        assert sorted(r["status"] for r in results) == ["ok", "ok", "retry"]
+        assert sum(r["new_events"] for r in results) == 5
+        again = lambdas.run_feed_jobs((m["Body"] for m in messages), LOCAL)  # SQS delivers at least once
+        assert sum(r["new_events"] for r in again) == 0
+        with pytest.raises(ValueError, match="not a job"):
+            lambdas.run_feed_jobs(['{"kind": "mystery"}'], LOCAL)
+    finally:
+        lambdas._store.cache_clear()
+        lambdas._sqs.cache_clear()
