@@ -27,7 +27,8 @@ score: setup
 	$(PY) $(SHARED)/eval/score.py $(SHARED)/corpus/dev
 
 bench: setup
-	$(PY) bench/extract.py
+	$(PY) bench/extract.py --shared $(SHARED)
+	$(PY) bench/ingest.py --shared $(SHARED)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -101,10 +101,8 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[Feed
             feed=feed_url, url=canonical_url(link), link=link, guid=(item.get("id") or None),
             title=(item.get("title") or "").strip()[:500], published=_published(item),
         ))
-    if not entries and parsed.bozo:  # nothing usable came out of a broken document (cut off, not XML …)
+    if parsed.bozo and not entries:  # a broken document (cut off, not XML …) that gave nothing usable
         raise FeedError(f"not a readable feed: {parsed.get('bozo_exception', 'malformed')}")
-    if not entries and not parsed.version:  # well-formed, but no RSS/Atom/RDF: an HTML page, a sitemap …
-        raise FeedError("not a feed: no RSS, Atom or RDF document found")
     return entries
 
 

@@ -210,10 +210,16 @@ def claim_sightings(store: EventStore, events: Iterable[StoredEvent], now: datet
 _WORD = re.compile(r"\w+")
 
 
+# Syndicated copies share their body text; its first few thousand characters identify it, and
+# hashing only those keeps the (pure Python) simhash cheap on long pages.
+SIMHASH_CHARS = 4000
+
+
 def simhash(text: str, lang: str | None) -> int:
-    """64-bit simhash of the text. Chinese and Japanese have no spaces: hash character pairs."""
+    """64-bit simhash of the text's start. Chinese and Japanese have no spaces: hash character pairs."""
     from trafilatura.deduplication import Simhash
 
+    text = text[:SIMHASH_CHARS]
     if lang in ("zh", "ja"):
         chars = "".join(_WORD.findall(text))
         text = " ".join(chars[i:i + 2] for i in range(len(chars) - 1))

@@ -49,10 +49,7 @@ class LocalSite:
                 elif route.handler:
                     route.handler(self)
                 elif route.reset:
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
-                    self.wfile.flush()
-                    self.connection.close()
+                    reset(self)
                 else:
                     self._answer(route)
 
@@ -95,6 +92,17 @@ class LocalSite:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def reset(request: BaseHTTPRequestHandler) -> None:
+    """Half an answer, then a TCP reset (SO_LINGER 0). The handler's read file holds the socket
+    too: let it go first, so that close() really closes it."""
+    request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
+    request.wfile.flush()
+    request.close_connection = True
+    request.rfile.close()
+    request.connection.close()
 
 
 def rss(items: list[tuple[str, str]], title: str = "Test feed") -> bytes:

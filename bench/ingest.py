@@ -1,0 +1,456 @@
+"""Benchmark of the ingest pipeline: pages/s next to the fetch + trafilatura floor, memory, store writes/s.
+
+Run from the project root with `.venv/bin/python bench/ingest.py [--pages N] [--workers W] [--repeat N]
+[--shared PATH] [--profile]`.
+
+It measures, in one run:
+- every HTML page of `shared/realworld/html` (`*.html`, `*.html.gz`, read in place), served from memory
+  by `tests.localsite.LocalSite` on 127.0.0.1 inside generated RSS feeds (`--per-feed` items a feed);
+- the pipeline: `run_cycle(feeds, store, Options(allow_private=True), workers=W)` on a fresh SQLite store
+  in a temp folder, pages/s = pages handled (new + duplicate + skipped + failed) / seconds;
+- the floor on the same pages with the same thread count: `fetch()` + `page_text(decode_html())` alone;
+- the ratio median pipeline time / median floor time (target <= 1.3), and the ratio of each pass pair;
+- peak RSS during the pipeline and the floor passes (VmHWM, reset before each pass), the peak RSS of the
+  whole run, and the peak Python heap of one extra, untimed pipeline pass (tracemalloc);
+- store writes/s: `put_events` (`--batch` events a call, as the pipeline writes an article's events) and
+  `claim_sighting`, from 1 thread and from `--store-threads` threads, on SQLite (temp file) and on DynamoDB
+  served by a `moto_server` this script starts on a free loopback port and stops at the end (one pass by
+  default, `--dynamodb-repeat`: moto_server answers ~200 single PutItems/s here).
+Imports, the catalog and the zh/ja tokenisers are loaded by a warm-up (one one-page cycle, one floor fetch)
+before anything is timed. Pipeline and floor passes alternate; times are the median of `--repeat` passes.
+The HTTP server runs in this process, so it shares the GIL with both the pipeline and the floor.
+`--profile` adds a cProfile of one pipeline pass run feed by feed in the main thread (no thread pool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import io
+import os
+import pstats
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import urllib.request
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.fetch import decode_html, fetch, page_text  # noqa: E402
+from chalicelib.models import ArticleRef, Evidence, Sighting, StoredEvent  # noqa: E402
+from chalicelib.pipeline import CycleSummary, Options, run_cycle, run_feed_job  # noqa: E402
+from chalicelib.store import EventStore, event_id, open_store  # noqa: E402
+from tests.localsite import LocalSite, rss  # noqa: E402
+
+OPTIONS = Options(allow_private=True)
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class Site:
+    """The pages and feeds served on loopback."""
+
+    server: LocalSite
+    feeds: list[str]
+    pages: list[str]  # page URLs, in feed order
+    page_bytes: int
+
+
+@dataclass
+class Passes:
+    seconds: list[float] = field(default_factory=list)
+    hwm_kib: list[int] = field(default_factory=list)  # peak RSS of each pass
+
+
+# helpers ------------------------------------------------------------------------------------------
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.0f} MiB"
+
+
+def proc_status(name: str) -> int:
+    """A /proc/self/status value in KiB (VmRSS, VmHWM)."""
+    with open("/proc/self/status") as status:
+        return int(next(line.split()[1] for line in status if line.startswith(f"{name}:")))
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux clear_refs 5), so the next pass's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_pages(shared: Path, limit: int | None) -> list[tuple[Path, bytes]]:
+    """Every HTML page (`*.html`, `*.html.gz`) under realworld/html, decompressed, in path order."""
+    pages = []
+    for path in sorted((shared / "realworld" / "html").rglob("*")):
+        if path.is_file() and path.name.endswith((".html", ".html.gz")):
+            raw = path.read_bytes()
+            pages.append((path, gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw))
+    return pages[:limit] if limit else pages
+
+
+def serve(pages: list[tuple[Path, bytes]], per_feed: int) -> Site:
+    """Routes for every page and for feeds of `per_feed` items. No charset in Content-Type: like many
+    servers, the page's own <meta charset> (or detection) decides, in the pipeline and the floor alike."""
+    server = LocalSite()
+    urls = [
+        server.route(f"/page/{i:04d}.html", body=body, headers={"Content-Type": "text/html"})
+        for i, (_, body) in enumerate(pages)
+    ]
+    feeds = []
+    for n, start in enumerate(range(0, len(urls), per_feed)):
+        items = [(f"Page {start + j}", url) for j, url in enumerate(urls[start:start + per_feed])]
+        feeds.append(server.route(f"/feed/{n:03d}.xml", body=rss(items, title=f"Feed {n}"),
+                                  headers={"Content-Type": "application/rss+xml"}))
+    return Site(server, feeds, urls, sum(len(b) for _, b in pages))
+
+
+def handled(summary: CycleSummary) -> int:
+    return summary.new_articles + summary.duplicates + summary.skipped_articles + summary.failed_articles
+
+
+# the two measured passes ------------------------------------------------------------------------
+
+def pipeline_pass(site: Site, workers: int, tmp: Path) -> tuple[float, CycleSummary]:
+    """One run_cycle over every feed into a fresh SQLite store; (seconds, summary)."""
+    store = open_store(f"sqlite:///{tmp / f'pipeline-{uuid.uuid4().hex[:8]}.db'}")
+    try:
+        start = time.perf_counter()
+        summary = run_cycle(site.feeds, store, OPTIONS, workers=workers)
+        return time.perf_counter() - start, summary
+    finally:
+        store.close()
+
+
+def floor_page(url: str) -> bool:
+    """fetch + decode + trafilatura on one page, as process_page does them; True if it gave text."""
+    response = fetch(url, allow_private=True, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
+    return page_text(decode_html(response.body, response.headers), response.url) is not None
+
+
+def floor_pass(site: Site, workers: int) -> tuple[float, int]:
+    """Every page through floor_page in a pool of `workers` threads; (seconds, pages with text)."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = sum(pool.map(floor_page, site.pages))
+    return time.perf_counter() - start, found
+
+
+def timed_pass(passes: Passes, run: Callable[[], tuple[float, object]]) -> object:
+    reset_peak_rss()
+    seconds, result = run()
+    passes.seconds.append(seconds)
+    passes.hwm_kib.append(proc_status("VmHWM"))
+    return result
+
+
+def profile_pipeline(site: Site, tmp: Path, top: int) -> str:
+    """cProfile of one pipeline pass, feed by feed in this thread (cProfile sees only its own thread)."""
+    store = open_store(f"sqlite:///{tmp / 'profile.db'}")
+    profiler = cProfile.Profile()
+    now = datetime.now(UTC)
+    start = time.perf_counter()
+    profiler.enable()
+    for feed in site.feeds:
+        run_feed_job(feed, store, OPTIONS, now)
+    profiler.disable()
+    seconds = time.perf_counter() - start
+    store.close()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    out.write(f"cProfile of one pipeline pass in the main thread, no pool: {seconds:.2f} s under the profiler\n")
+    out.write("where the time goes (cumulative s under the profiler, share of the pass):\n")
+    for stage, spent in stage_times(stats, seconds):
+        out.write(f"  {stage:<50}{spent:>7.2f}  {spent / seconds:>4.0%}\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+_STAGES = [  # (label, file suffix, function names, only calls made from this caller or None)
+    ("trafilatura: page_text", "chalicelib/fetch.py", {"page_text"}, None),
+    ("fetch (feeds and pages) + check_html", "chalicelib/fetch.py", {"fetch", "check_html"}, None),
+    ("decode_html", "chalicelib/fetch.py", {"decode_html"}, None),
+    ("feedparser + canonical URLs", "chalicelib/feeds.py", {"parse_feed"}, None),
+    ("normalise + detect_language (process_page)", "chalicelib/text.py", {"normalise", "detect_language"},
+     "process_page"),
+    ("simhash (trafilatura Simhash)", "chalicelib/pipeline.py", {"simhash"}, None),
+    ("extract (chip events)", "chalicelib/extract.py", {"extract"}, None),
+    ("store (every SQLiteStore method)", "chalicelib/store/sqlite.py", {
+        "get_feed", "put_feed", "get_article", "put_article", "claim_guid", "find_near_duplicate",
+        "put_events", "claim_sighting", "articles_to_retry"}, None),
+]
+
+
+def stage_times(stats: pstats.Stats, total: float) -> list[tuple[str, float]]:
+    """Cumulative seconds of the pipeline's stages (which do not nest), from a profile; then the rest."""
+    found = []
+    table = stats.stats  # type: ignore[attr-defined]  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    for label, suffix, names, caller in _STAGES:
+        spent = 0.0
+        for (path, _, name), (_, _, _, cumulative, callers) in table.items():
+            if path.endswith(suffix) and name in names:
+                spent += cumulative if caller is None else sum(
+                    row[3] for (_, _, by), row in callers.items() if by == caller)
+        found.append((label, spent))
+    return [*found, ("other (job glue, models, sightings, retry job)", max(total - sum(s for _, s in found), 0.0))]
+
+
+# store writes --------------------------------------------------------------------------------------
+
+def make_event(n: int, tag: str) -> StoredEvent:
+    """An event as tests/test_store.py builds them; `tag` keeps each measurement's ids apart."""
+    url = f"https://news.example.com/{tag}/{n // 4}"  # about 4 events an article
+    company, family, model = "huawei", "ascend", f"910C-{n % 4}"
+    return StoredEvent(
+        id=event_id(url, company, family, model), company=company, family=family, model=model,
+        fab="smic", use="inference", nvidia_models=["H20"], lang="en", extractor="bench",
+        evidence=[Evidence(text="Huawei's Ascend 910C.", start=0, end=21)],
+        article=ArticleRef(url=url, title=f"Article {n}", published=T0, feed="https://news.example.com/feed"),
+        first_seen=T0 + timedelta(minutes=n),
+    )
+
+
+def writes_per_s(store: EventStore, kind: str, count: int, threads: int, batch: int, tag: str) -> float:
+    """`count` new events (put_events, `batch` a call) or sightings (claim_sighting), split over
+    `threads` threads; writes per second. Every write must be new: the count is checked."""
+    events = [make_event(n, tag) for n in range(count)]
+    if kind == "put_events":
+        calls = [events[i:i + batch] for i in range(0, count, batch)]
+        call = store.put_events
+    else:
+        calls = [Sighting(key=f"chip|bench|{tag}|{e.model}|{n}", event_id=e.id, first_seen=e.first_seen)
+                 for n, e in enumerate(events)]
+        call = store.claim_sighting
+    shares = [calls[i::threads] for i in range(threads)]
+    written = [0] * threads
+
+    def work(i: int) -> None:
+        written[i] = sum(int(call(c)) for c in shares[i])
+
+    start = time.perf_counter()
+    if threads == 1:
+        work(0)
+    else:
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    seconds = time.perf_counter() - start
+    if sum(written) != count:
+        raise RuntimeError(f"{kind}: {sum(written)} of {count} writes reported as new")
+    return count / seconds
+
+
+def store_rates(
+    open_fresh: Callable[[], EventStore], args: argparse.Namespace, repeat: int
+) -> dict[tuple[str, int], float]:
+    """Median writes/s of each (kind, threads) over `repeat` passes, a fresh store for each measurement."""
+    rates: dict[tuple[str, int], list[float]] = {}
+    for r in range(repeat):
+        for kind in ("put_events", "claim_sighting"):
+            for threads in sorted({1, args.store_threads}):
+                store = open_fresh()
+                try:
+                    rate = writes_per_s(store, kind, args.events, threads, args.batch, f"r{r}t{threads}")
+                finally:
+                    store.close()
+                rates.setdefault((kind, threads), []).append(rate)
+    return {key: statistics.median(values) for key, values in rates.items()}
+
+
+class MotoServer:
+    """moto_server on a free 127.0.0.1 port, with fake AWS credentials in the environment."""
+
+    def __init__(self) -> None:
+        executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+        if executable is None:
+            raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
+        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                          AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto_server did not start within 30 s") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def dynamodb_rates(args: argparse.Namespace) -> dict[tuple[str, int], float]:
+    import chalicelib.store.dynamodb  # noqa: F401  (fails here, not mid-measurement, if the adapter is broken)
+
+    server = MotoServer()
+    try:
+        url = f"dynamodb://bench-{{}}?endpoint_url={server.endpoint}&region=us-east-1&create=1"
+        return store_rates(lambda: open_store(url.format(uuid.uuid4().hex[:12])), args, max(args.dynamodb_repeat, 1))
+    finally:
+        server.stop()
+
+
+# main ------------------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder")
+    parser.add_argument("--pages", type=int, default=None, help="use only the first N pages (default: all)")
+    parser.add_argument("--per-feed", type=int, default=20, help="items a feed (default 20)")
+    parser.add_argument("--workers", type=int, default=4, help="threads, pipeline and floor alike (default 4)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes to take the median of (default 3)")
+    parser.add_argument("--events", type=int, default=2000, help="writes per store measurement (default 2000)")
+    parser.add_argument("--batch", type=int, default=5, help="events per put_events call (default 5)")
+    parser.add_argument("--store-threads", type=int, default=4, help="threads of the concurrent store test")
+    parser.add_argument("--dynamodb-repeat", type=int, default=1,
+                        help="passes of the moto_server store test (default 1: ~200 puts/s, 4 s a measurement)")
+    parser.add_argument("--no-tracemalloc", action="store_true", help="skip the tracemalloc pipeline pass")
+    parser.add_argument("--no-dynamodb", action="store_true", help="skip the moto_server store test")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one pipeline pass")
+    args = parser.parse_args()
+    args.repeat = max(args.repeat, 1)
+    args.workers = max(args.workers, 1)
+    started = time.perf_counter()
+
+    pages = load_pages(args.shared, args.pages)
+    if not pages:
+        sys.exit(f"no HTML pages under {args.shared / 'realworld' / 'html'}")
+    tmp = Path(tempfile.mkdtemp(prefix="chiptracker-bench-"))
+    site = serve(pages, args.per_feed)
+    with site.server:
+        # Warm-up, untimed: imports, catalog, tokenisers, then one one-page cycle and one floor fetch.
+        warm = time.perf_counter()
+        from chalicelib.extract import warm_up
+
+        warm_up()
+        warm_site = [site.server.route("/warm/feed.xml", body=rss([("Warm-up", site.pages[0])]),
+                                       headers={"Content-Type": "application/rss+xml"})]
+        pipeline_pass(Site(site.server, warm_site, site.pages[:1], 0), 1, tmp)
+        floor_page(site.pages[0])
+        warm = time.perf_counter() - warm
+        rss_warm = proc_status("VmRSS")
+
+        floor, pipeline = Passes(), Passes()
+        summaries: list[CycleSummary] = []
+        floor_found = 0
+        for _ in range(args.repeat):
+            floor_found = timed_pass(floor, lambda: floor_pass(site, args.workers))
+            summaries.append(timed_pass(pipeline, lambda: pipeline_pass(site, args.workers, tmp)))
+
+        heap_peak = heap_seconds = None
+        if not args.no_tracemalloc:
+            tracemalloc.start()
+            heap_seconds, _ = pipeline_pass(site, args.workers, tmp)
+            heap_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+
+        profile = profile_pipeline(site, tmp, 25) if args.profile else None
+
+    sqlite_rates = store_rates(
+        lambda: open_store(f"sqlite:///{tmp / f'writes-{uuid.uuid4().hex[:8]}.db'}"), args, args.repeat)
+    dynamo_rates: dict[tuple[str, int], float] | None = None
+    dynamo_skip = "skipped: --no-dynamodb" if args.no_dynamodb else None
+    if not args.no_dynamodb:
+        try:
+            dynamo_rates = dynamodb_rates(args)
+        except Exception as exc:  # the adapter is written elsewhere: report and carry on
+            dynamo_skip = f"skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    # report ----------------------------------------------------------------------------------------
+    n = len(pages)
+    last = summaries[-1]
+    floor_s, pipe_s = statistics.median(floor.seconds), statistics.median(pipeline.seconds)
+    ratios = [p / f for p, f in zip(pipeline.seconds, floor.seconds, strict=True)]
+    pipe_pages = handled(last)
+
+    print(f"chalicelib ingest benchmark: median of {args.repeat} pass(es), times in seconds")
+    print(f"shared: {args.shared}")
+    print(f"pages: {n} HTML pages ({site.page_bytes / 2**20:.1f} MiB) served on {site.server.base} in "
+          f"{len(site.feeds)} RSS feeds of up to {args.per_feed} items; {args.workers} worker threads; "
+          f"{os.cpu_count()} CPUs")
+    print(f"warm-up (not timed): imports, catalog, zh + ja tokenisers, a one-page cycle: {warm:.2f} s")
+    print()
+    print(f"{'':<40}{'pages':>7}{'seconds':>10}{'pages/s':>10}{'peak RSS':>11}")
+    print(f"{'floor: fetch + decode + trafilatura':<40}{n:>7}{floor_s:>10.3f}{n / floor_s:>10.1f}"
+          f"{mib(max(floor.hwm_kib)):>11}")
+    print(f"{'pipeline: run_cycle, SQLite store':<40}{pipe_pages:>7}{pipe_s:>10.3f}{pipe_pages / pipe_s:>10.1f}"
+          f"{mib(max(pipeline.hwm_kib)):>11}")
+    ratio = pipe_s / floor_s
+    verdict = "ok" if ratio <= 1.3 else "OVER TARGET"
+    print(f"\npipeline / floor time ratio (of the medians): {ratio:.2f} (target <= 1.3: {verdict}); "
+          f"per pass {' '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})")
+    print(f"floor passes (s): {' '.join(f'{s:.3f}' for s in floor.seconds)}; "
+          f"pipeline passes (s): {' '.join(f'{s:.3f}' for s in pipeline.seconds)}")
+    print(f"pipeline outcome (last pass): {last.line()}")
+    print(f"floor: trafilatura found text on {floor_found} of {n} pages")
+    if pipe_pages != n:
+        print(f"  NOTE: the pipeline handled {pipe_pages} pages, not {n}")
+
+    print(f"\nmemory: RSS after warm-up {mib(rss_warm)}; peak RSS of a floor pass {mib(max(floor.hwm_kib))}, "
+          f"of a pipeline pass {mib(max(pipeline.hwm_kib))}; whole run (ru_maxrss) "
+          f"{mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)}")
+    if heap_peak is not None:
+        print(f"        Python heap peak of one pipeline pass (tracemalloc, untimed extra pass: "
+              f"{heap_seconds:.1f} s under tracing): {heap_peak / 2**20:.1f} MiB")
+
+    print(f"\nstore writes/s ({args.events} new writes a measurement, fresh store each; put_events "
+          f"{args.batch} events a call; claim_sighting one a call; median of {args.repeat} on SQLite, "
+          f"{max(args.dynamodb_repeat, 1)} on moto_server):")
+    print(f"{'':<32}{'SQLite':>12}{'moto_server':>14}")
+    for kind in ("put_events", "claim_sighting"):
+        for threads in sorted({1, args.store_threads}):
+            dynamo = f"{dynamo_rates[kind, threads]:>14,.0f}" if dynamo_rates else f"{'-':>14}"
+            label = f"{kind}, {threads} thread{'s' if threads > 1 else ''}"
+            print(f"{label:<32}{sqlite_rates[kind, threads]:>12,.0f}{dynamo}")
+    if dynamo_skip:
+        print(f"moto_server: {dynamo_skip}")
+
+    if profile:
+        print("\n" + profile)
+    print(f"\ntotal runtime {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
