@@ -51,17 +51,9 @@ def extractor_version(catalog: Catalog | None = None) -> str:
 
 # Compiled catalog ----------------------------------------------------------------------------
 
-def _alias_pattern(name: str) -> str:
-    """A chip name as a regex: Latin names as whole words (a plural "s" allowed)."""
-    body = re.escape(name)
-    if name[:1].isascii() and name[:1].isalnum():
-        return rf"(?<![A-Za-z]){body}(?=s?(?![A-Za-z]))"
-    return body
-
-
 def _alternation(names: list[str], flags: int = 0) -> re.Pattern[str]:
-    ordered = sorted(set(names), key=len, reverse=True)
-    return re.compile("|".join(_alias_pattern(n) for n in ordered) or r"(?!x)x", flags)
+    """Chip names as one regex: Latin names as whole words, a plural "s" allowed."""
+    return terms_regex(names, flags, plural=True)
 
 
 # between a family name and its model: a bracketed alias ("昇騰(Ascend)910C"), "chip", space
@@ -298,7 +290,10 @@ def _read_models(article: _Article, fm: _FamilyMatchers, pos: int) -> list[tuple
 def _find_chips(article: _Article) -> list[_Mention]:
     """Every chip mention. Names that are also ordinary words need context in their sentence, or,
     on a second pass, a family the article has already shown to be about ("Ascend" later on)."""
-    blocked = [mt.span() for mt in article.m.not_chip.finditer(article.text)]
+    m = article.m
+    if not (m.names_ci.search(article.text) or m.names_cs.search(article.text)):
+        return []  # most pages: no name at all, so nothing more to look at
+    blocked = [mt.span() for mt in m.not_chip.finditer(article.text)]
     mentions = _name_mentions(article, blocked, established=frozenset())
     if established := frozenset(x.family.id for x in mentions):
         more = _name_mentions(article, blocked, established)

@@ -139,27 +139,20 @@ def _is_latin(term: str) -> bool:
     return term[:1].isascii() and term[:1].isalnum()
 
 
-def term_pattern(term: str) -> str:
-    """Regex for one catalog term.
+def terms_regex(terms: Iterable[str], flags: int = re.IGNORECASE, plural: bool = False) -> re.Pattern[str]:
+    """One regex for a list of catalog terms, longest first so the longest term wins.
 
-    Latin terms match as whole words (a trailing "*" makes a prefix: "manufactur*"),
-    so "process" does not match "processor". Chinese and Japanese terms match as
-    written; the tokenisers decide word boundaries where that matters.
+    Latin terms match as whole words (a trailing "*" makes a prefix: "manufactur*"), so
+    "process" does not match "processor"; `plural` lets a whole word take an "s". Chinese and
+    Japanese terms match as written; the tokenisers decide word boundaries where that matters.
+    The word-start check is shared by all Latin terms, so the scan skips the inside of words.
     """
-    prefix = term.endswith("*")
-    body = re.escape(term.rstrip("*"))
-    if not _is_latin(term):
-        return body
-    tail = "" if prefix else r"(?![A-Za-z])"
-    return rf"(?<![A-Za-z]){body}{tail}"
-
-
-def terms_regex(terms: Iterable[str], flags: int = re.IGNORECASE) -> re.Pattern[str]:
-    """One alternation over terms, longest first so the longest name wins."""
     unique = sorted(set(terms), key=len, reverse=True)
-    if not unique:
-        return re.compile(r"(?!x)x")  # matches nothing
-    return re.compile("|".join(term_pattern(t) for t in unique), flags)
+    word_end = r"(?=s?(?![A-Za-z]))" if plural else r"(?![A-Za-z])"
+    latin = [re.escape(t.rstrip("*")) + ("" if t.endswith("*") else word_end) for t in unique if _is_latin(t)]
+    other = [re.escape(t) for t in unique if not _is_latin(t)]
+    parts = ([rf"(?<![A-Za-z])(?:{'|'.join(latin)})"] if latin else []) + other
+    return re.compile("|".join(parts) or r"(?!x)x", flags)
 
 
 # Tokenisers ----------------------------------------------------------------------------------
