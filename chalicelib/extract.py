@@ -7,9 +7,10 @@ The steps, in order:
    then the model after each name ("Ascend 910C", "昆仑芯P800", "Ascend 950、960、970");
 3. find fab claims (a fab named with a manufacturing word, not denied, not a comparison,
    not about memory or phones) and use claims (training / inference / both);
-4. tie each claim to the chip it speaks of: the nearest chip in the same sentence, the
-   chip of the sentence before when this one starts with "the chip", "该芯片" …, or,
-   for a fab, the one chip family of the company the sentence names;
+4. tie each claim to the chip it speaks of: a chip in the same clause, else the chip(s) of the
+   sentence before when this one refers back ("the chip", "两款芯片", a Japanese sentence that
+   drops its subject), else the nearest chip of the sentence that no contrast ("while", "但")
+   separates from it, or, for a fab, the one chip family of the company the sentence names;
 5. one event per (company, family, model), with evidence offsets into the normalised text.
 """
 
@@ -50,11 +51,6 @@ def extractor_version(catalog: Catalog | None = None) -> str:
 
 
 # Compiled catalog ----------------------------------------------------------------------------
-
-def _alternation(names: list[str], flags: int = 0) -> re.Pattern[str]:
-    """Chip names as one regex: Latin names as whole words, a plural "s" allowed."""
-    return terms_regex(names, flags, plural=True)
-
 
 # between a family name and its model: a bracketed alias ("昇騰(Ascend)910C"), "chip", space
 _CHIP_WORD_BETWEEN = r"(?:\s*\([^()]{1,24}\))?[\s\-]*(?:(?:AI\s*)?(?:chips?|芯片|晶片|チップ)\s*)?"
@@ -159,10 +155,10 @@ def _compile(catalog: Catalog) -> _Matchers:
     fab_ids = {name.casefold(): fab.id for fab in catalog.fabs for name in fab.names}
     return _Matchers(
         catalog=catalog,
-        names_ci=_alternation(ci_names, re.IGNORECASE),
-        names_cs=_alternation(cs_names),
+        names_ci=terms_regex(ci_names, re.IGNORECASE, plural=True),
+        names_cs=terms_regex(cs_names, 0, plural=True),
         name_kinds=name_kinds,
-        not_chip=_alternation([n for f in catalog.families for n in f.not_chip], re.IGNORECASE),
+        not_chip=terms_regex([n for f in catalog.families for n in f.not_chip], re.IGNORECASE, plural=True),
         tokenizer_words=frozenset(w for w in tokenizer_words if not w.isascii()),
         families={f.id: _family_matchers(f) for f in catalog.families},
         companies={c.id: terms_regex(c.names) for c in catalog.companies},
@@ -205,6 +201,9 @@ class _Mention:
     @property
     def key(self) -> tuple[str, str, str | None]:
         return (self.family.company, self.family.id, self.model)
+
+
+_BySentence = dict[int, list["_Mention"]]  # sentence index → the chips it names
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +262,35 @@ class _Article:
         return self._tokens[s.index]
 
 
+class _Spans:
+    """Character spans, kept sorted and merged, so that an overlap test costs O(log n): an article
+    naming a chip thousands of times must not cost the square of that."""
+
+    def __init__(self, spans: list[tuple[int, int]] | None = None) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in spans or []:
+            self.add(start, end)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect_right(self._starts, start) - 1
+        if i >= 0 and self._ends[i] > start:
+            return True
+        return i + 1 < len(self._starts) and self._starts[i + 1] < end
+
+    def add(self, start: int, end: int) -> None:
+        lo = bisect_right(self._starts, start) - 1
+        if lo >= 0 and self._ends[lo] >= start:
+            start, end = self._starts[lo], max(end, self._ends[lo])
+        else:
+            lo += 1
+        hi = lo
+        while hi < len(self._starts) and self._starts[hi] <= end:
+            end = max(end, self._ends[hi])
+            hi += 1
+        self._starts[lo:hi], self._ends[lo:hi] = [start], [end]
+
+
 # Chips --------------------------------------------------------------------------------------------
 
 def _is_word(article: _Article, s: Sentence, start: int, end: int) -> bool:
@@ -293,27 +321,31 @@ def _find_chips(article: _Article) -> list[_Mention]:
     m = article.m
     if not (m.names_ci.search(article.text) or m.names_cs.search(article.text)):
         return []  # most pages: no name at all, so nothing more to look at
-    blocked = [mt.span() for mt in m.not_chip.finditer(article.text)]
+    blocked = _Spans([mt.span() for mt in m.not_chip.finditer(article.text)])
     mentions = _name_mentions(article, blocked, established=frozenset())
     if established := frozenset(x.family.id for x in mentions):
+        read = _Spans([(x.start, x.end) for x in mentions])
         more = _name_mentions(article, blocked, established)
-        mentions += [x for x in more if not any(y.start <= x.start < y.end for y in mentions)]
+        mentions += [x for x in more if not read.overlaps(x.start, x.start + 1)]
     mentions += _standalone_models(article, mentions)
     return sorted(mentions, key=lambda x: x.start)
 
 
-def _name_mentions(article: _Article, blocked: list[tuple[int, int]], established: frozenset[str]) -> list[_Mention]:
+def _name_mentions(article: _Article, blocked: _Spans, established: frozenset[str]) -> list[_Mention]:
     m, text = article.m, article.text
     mentions: list[_Mention] = []
+    read = _Spans()
     for regex, sensitive in ((m.names_ci, False), (m.names_cs, True)):
         for match in regex.finditer(text):
-            if any(x.start <= match.start() < x.end for x in mentions):
+            if read.overlaps(match.start(), match.start() + 1):
                 continue  # inside a mention already read: "Ascend" in "昇騰(Ascend)910C"
             # a longer name that is not a word here may leave a shorter one that is (昆仑芯片: 昆仑 + 芯片)
             while match and not (found := _read_mention(article, match, sensitive, blocked, established)):
                 match = regex.match(text, match.start(), match.end() - 1) if match.end() - match.start() > 1 else None
             if match:
                 mentions += found
+                for x in found:
+                    read.add(x.start, x.end)
     return mentions
 
 
@@ -321,13 +353,13 @@ def _read_mention(
     article: _Article,
     match: re.Match[str],
     sensitive: bool,
-    blocked: list[tuple[int, int]],
+    blocked: _Spans,
     established: frozenset[str],
 ) -> list[_Mention]:
     """The chip mention(s) a name match makes: none, the family alone, or one per model after it."""
     m = article.m
     start, end = match.span()
-    if any(b0 < end and start < b1 for b0, b1 in blocked):
+    if blocked.overlaps(start, end):
         return []
     key = match.group() if sensitive else match.group().casefold()
     s = article.sentence_at(start)
@@ -360,7 +392,7 @@ def _in_context(article: _Article, s: Sentence, family: Family, kind: NameKind, 
 
 def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Mention]:
     """Distinctive models ("the 910C") in an article that names their family elsewhere."""
-    taken = [(x.start, x.end) for x in mentions]
+    taken = _Spans([(x.start, x.end) for x in mentions])
     found = []
     for family_id in dict.fromkeys(x.family.id for x in mentions):
         fm = article.m.families[family_id]
@@ -368,7 +400,7 @@ def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Men
             continue
         for match in fm.standalone.finditer(article.text):
             start, end = match.span()
-            if any(t0 < end and start < t1 for t0, t1 in taken):
+            if taken.overlaps(start, end):
                 continue
             model_id = fm.model_ids[match.group().upper()]
             found.append(_Mention(fm.family, model_id, True, start, end, article.sentence_at(start).index))
@@ -377,15 +409,15 @@ def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Men
 
 # Claims: fabs and uses ---------------------------------------------------------------------------
 
-def _about_something_else(article: _Article, s: Sentence, clause: int, mentions: list[_Mention]) -> bool:
+def _about_something_else(article: _Article, s: Sentence, clause: int, by_sentence: _BySentence) -> bool:
     """The clause speaks of an Nvidia part, a phone or memory, and names no tracked chip."""
     text = article.clause_text(s, clause)
-    if any(x.sentence == s.index and article.clause_index(s, x.start) == clause for x in mentions):
+    if any(article.clause_index(s, x.start) == clause for x in by_sentence.get(s.index, [])):
         return False
     return bool(article.m.other_products.search(text) or any(rx.search(text) for _, rx in article.m.nvidia))
 
 
-def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabClaim]:
+def _find_fab_claims(article: _Article, by_sentence: _BySentence) -> list[_FabClaim]:
     m, text = article.m, article.text
     named = [(mt.start(), mt.end(), m.fab_ids[mt.group().casefold()], False) for mt in m.fab_names.finditer(text)]
     phrased = [(mt.start(), mt.end(), fab_id, True) for fab_id, rx in m.fab_patterns for mt in rx.finditer(text)]
@@ -400,15 +432,17 @@ def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabCl
         clause_start = article.clauses(s)[clause].start
         if m.comparison.search(text, max(clause_start, start - 12), start):
             continue  # "costs more than TSMC's"
-        if _about_something_else(article, s, clause, mentions) or _said_of_other_product(article, s, start, mentions):
+        if _about_something_else(article, s, clause, by_sentence):
+            continue
+        if _said_of_other_product(article, s, start, by_sentence):
             continue
         if not is_phrase and not m.manufacturing.search(article.sentence_text(s)):
             continue  # a fab named in passing is not a claim
         # "from TSMC to SMIC": the next fab of the sentence is the new one, this one the previous
-        nxt = next(((j, f) for j, f in enumerate(found[i + 1:], i + 1) if f[0] < s.end), None)
-        if nxt and _is_transition(article, s, (start, end), nxt[1][:2]):
-            claims.append(_FabClaim(nxt[1][2], fab, nxt[1][0], nxt[1][1], s.index))
-            consumed.add(nxt[0])
+        nxt = found[i + 1] if i + 1 < len(found) and found[i + 1][0] < s.end else None
+        if nxt and _is_transition(article, s, (start, end), nxt[:2]):
+            claims.append(_FabClaim(nxt[2], fab, nxt[0], nxt[1], s.index))
+            consumed.add(i + 1)
             continue
         if _negated(article, s, clause, start, end):
             continue  # denied, stopped, only considered
@@ -419,13 +453,13 @@ def _find_fab_claims(article: _Article, mentions: list[_Mention]) -> list[_FabCl
     return claims
 
 
-def _said_of_other_product(article: _Article, s: Sentence, start: int, mentions: list[_Mention]) -> bool:
+def _said_of_other_product(article: _Article, s: Sentence, start: int, by_sentence: _BySentence) -> bool:
     """"…910C carries HBM2E made by Samsung and SK Hynix": from the fab to the end of its clause,
     the object is memory (or a phone), and no tracked chip stands there."""
     clause_end = article.clauses(s)[article.clause_index(s, start)].end
     if not article.m.other_products.search(article.text, start, clause_end):
         return False
-    return not any(start <= x.start < clause_end for x in mentions)
+    return not any(start <= x.start < clause_end for x in by_sentence.get(s.index, []))
 
 
 def _negated(article: _Article, s: Sentence, clause: int, start: int, end: int) -> bool:
@@ -456,20 +490,20 @@ def _is_transition(article: _Article, s: Sentence, first: tuple[int, int], secon
     )
 
 
-def _find_use_claims(article: _Article, mentions: list[_Mention]) -> list[_UseClaim]:
+def _find_use_claims(article: _Article, by_sentence: _BySentence) -> list[_UseClaim]:
     m, text = article.m, article.text
     claims: list[_UseClaim] = []
     # spans of 推理模型, "training data", 機械学習 …: use words inside them are not uses
-    taken: list[tuple[int, int]] = [mt.span() for rx in m.not_use for mt in rx.finditer(text)]
+    taken = _Spans([mt.span() for rx in m.not_use for mt in rx.finditer(text)])
     for use, regex in (("both", m.use_both), ("training", m.use_training), ("inference", m.use_inference)):
         for match in regex.finditer(text):
             start, end = match.span()
-            if any(t0 < end and start < t1 for t0, t1 in taken):
+            if taken.overlaps(start, end):
                 continue
             s = article.sentence_at(start)
-            if _about_something_else(article, s, article.clause_index(s, start), mentions):
+            if _about_something_else(article, s, article.clause_index(s, start), by_sentence):
                 continue  # "training still runs on Nvidia's A800"
-            taken.append((start, end))
+            taken.add(start, end)
             claims.append(_UseClaim(use, start, end, s.index))
     return claims
 
@@ -477,8 +511,8 @@ def _find_use_claims(article: _Article, mentions: list[_Mention]) -> list[_UseCl
 def _attach(
     article: _Article,
     claim: _FabClaim | _UseClaim,
-    by_sentence: dict[int, list[_Mention]],
-    topics: dict[int, list[_Mention]],
+    by_sentence: _BySentence,
+    topics: _BySentence,
     window: int | None,
 ) -> list[_Mention]:
     """The chip(s) a claim speaks of.
@@ -508,11 +542,11 @@ def _attach(
     return []
 
 
-def _topics(article: _Article, by_sentence: dict[int, list[_Mention]]) -> dict[int, list[_Mention]]:
+def _topics(article: _Article, by_sentence: _BySentence) -> _BySentence:
     """The chip(s) each sentence is about: those it names, else those of the sentence before
     (same paragraph) that it refers back to (see _refers_back). References chain: "同チップは…"
     after a sentence naming the 910C is about the 910C, and so is the sentence after it."""
-    topics: dict[int, list[_Mention]] = {}
+    topics: _BySentence = {}
     for s in article.sentences:
         if s.index in by_sentence:
             topics[s.index] = by_sentence[s.index]
@@ -522,7 +556,7 @@ def _topics(article: _Article, by_sentence: dict[int, list[_Mention]]) -> dict[i
 
 
 def _refers_back(
-    article: _Article, s: Sentence, upto: int, topics: dict[int, list[_Mention]], names_chips: bool
+    article: _Article, s: Sentence, upto: int, topics: _BySentence, names_chips: bool
 ) -> list[_Mention]:
     """Which chips of the sentence before sentence `s` (read up to `upto`) it speaks of.
 
@@ -619,22 +653,24 @@ def extract(text: str, lang: Lang | None = None, catalog: Catalog | None = None)
     if not mentions:
         return Extraction(lang=lang, events=[], nvidia_models=nvidia)
 
-    by_sentence: dict[int, list[_Mention]] = {}
+    by_sentence: _BySentence = {}
     for x in mentions:
         by_sentence.setdefault(x.sentence, []).append(x)
 
     topics = _topics(article, by_sentence)
+    keys = {x.key for x in mentions}
     fabs: dict[tuple, list[_FabClaim]] = {}
-    for claim in _find_fab_claims(article, mentions):
+    for claim in _find_fab_claims(article, by_sentence):
         s = article.sentences[claim.sentence]
         targets = _attach(article, claim, by_sentence, topics, window=None) or _company_family(article, s, mentions)
         for target in targets:
             fabs.setdefault(target.key, []).append(claim)
-            if target.key not in {x.key for x in mentions}:
+            if target.key not in keys:
+                keys.add(target.key)
                 mentions.append(target)
 
     uses: dict[tuple, list[_UseClaim]] = {}
-    for claim in _find_use_claims(article, mentions):
+    for claim in _find_use_claims(article, by_sentence):
         for target in _attach(article, claim, by_sentence, topics, window=_USE_WINDOW[lang]):
             uses.setdefault(target.key, []).append(claim)
 

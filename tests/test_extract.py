@@ -319,3 +319,11 @@ def test_ordinary_word_names_count_once_the_article_is_about_the_chip():
 def test_standalone_letter_and_digit_models():
     text = "百度昆仑芯发布新芯片M100和M300。M100主要用于推理。"
     assert chips(text) >= {("kunlun", "M100", None, "inference"), ("kunlun", "M300", None, None)}
+
+
+def test_an_article_naming_a_chip_thousands_of_times_is_one_event():
+    # ~1 MB of mentions: the span bookkeeping must stay linear (this took minutes when it was not)
+    text = "Huawei's Ascend 910C is made by SMIC and used for inference. " * 16_000
+    (event,) = extract(text).events
+    assert (event.model, event.fab, event.use) == ("910C", "smic", "inference")
+    assert len(event.evidence) <= 3
