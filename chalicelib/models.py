@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -176,6 +176,24 @@ class EventQuery(BaseModel):
     def _upper(cls, value: object) -> object:
         """Models are stored upper case without spaces ("910C", "RTX PRO 6000D" keeps its spaces)."""
         return " ".join(value.split()).upper() if isinstance(value, str) else value
+
+
+class ChipMention(BaseModel):
+    """A chip an article names, as counted by the dependence signal."""
+
+    company: str
+    family: str
+    model: str | None = None
+    use: Use | None = None
+
+
+class ArticleStats(BaseModel):
+    """What the dependence signal counts of one article (kept small: one per article and day)."""
+
+    url: str
+    day: date  # the day the article was first stored (UTC), like an event's first_seen
+    nvidia_models: list[str] = []
+    chips: list[ChipMention] = []
 
 
 class Sighting(BaseModel):

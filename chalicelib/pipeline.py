@@ -28,8 +28,18 @@ from chalicelib.fetch import (
     fetch,
     page_text,
 )
-from chalicelib.models import Article, FeedEntry, FeedState, Sighting, StoredEvent
-from chalicelib.store import EventStore, event_id
+from chalicelib.models import (
+    Article,
+    ArticleStats,
+    ChipEvent,
+    ChipMention,
+    Extraction,
+    FeedEntry,
+    FeedState,
+    Sighting,
+    StoredEvent,
+)
+from chalicelib.store import EventStore, chip_key, event_id
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +173,7 @@ def process_page(
     events = [stored_event(e, article, now) for e in found.events]
     new_events = store.put_events(events)
     sightings = claim_sightings(store, events, now)
+    store.put_article_stats(article_stats(article, found))
     store.put_article(article)
     return "new", new_events, sightings
 
@@ -184,7 +195,15 @@ def _record_failure(article: Article, error: FetchError, store: EventStore, now:
     return article.status
 
 
-def stored_event(event, article: Article, now: datetime) -> StoredEvent:
+def article_stats(article: Article, found: Extraction) -> ArticleStats:
+    """What the dependence signal counts of an article: its Nvidia products and its chips."""
+    return ArticleStats(
+        url=article.url, day=article.fetched_at.astimezone(UTC).date(), nvidia_models=found.nvidia_models,
+        chips=[ChipMention(company=e.company, family=e.family, model=e.model, use=e.use) for e in found.events],
+    )
+
+
+def stored_event(event: ChipEvent, article: Article, now: datetime) -> StoredEvent:
     return StoredEvent(
         **event.model_dump(),
         id=event_id(article.url, event.company, event.family, event.model),
@@ -195,8 +214,8 @@ def stored_event(event, article: Article, now: datetime) -> StoredEvent:
 
 def sighting_keys(event: StoredEvent) -> list[str]:
     """A new chip (company, family, model), and a new fab for a chip."""
-    chip = f"chip|{event.company}|{event.family}|{event.model or ''}"
-    return [chip] + ([f"fab|{event.company}|{event.family}|{event.model or ''}|{event.fab}"] if event.fab else [])
+    chip = chip_key(event.company, event.family, event.model)
+    return [f"chip|{chip}"] + ([f"fab|{chip}|{event.fab}"] if event.fab else [])
 
 
 def claim_sightings(store: EventStore, events: Iterable[StoredEvent], now: datetime) -> int:
@@ -258,9 +277,11 @@ def reextract(store: EventStore, now: datetime | None = None) -> tuple[int, int,
     version = extractor_version()
     articles = added = removed = 0
     for article in store.iter_articles():
-        events = [stored_event(e, article, now) for e in extract(article.text, article.lang).events]
+        found = extract(article.text, article.lang)
+        events = [stored_event(e, article, now) for e in found.events]
         plus, minus = store.replace_article_events(article.url, events)
         claim_sightings(store, events, now)
+        store.put_article_stats(article_stats(article, found))
         if article.extractor != version:
             article.extractor = version
             store.put_article(article)

@@ -201,3 +201,43 @@ def test_open_store_rejects_bad_urls(tmp_path):
     store = open_store(f"sqlite:///{tmp_path}/nested/dir/x.db")
     store.close()
     assert (tmp_path / "nested" / "dir" / "x.db").exists()
+
+
+def test_chip_claims_are_the_chips_events_with_a_fab_or_use(store):
+    store.put_events([
+        make_event(1, fab="smic", use=None),
+        make_event(2, fab=None, use=None),  # names the chip, claims nothing
+        make_event(3, fab="tsmc", use="training"),
+        make_event(4, chip=("kunlun", "baidu", "P800")),
+        make_event(5, chip=("ascend", "huawei", None), fab="domestic"),
+    ])
+    claims = store.chip_claims("huawei", "ascend", "910C")
+    assert [(e.fab, e.use) for e in claims] == [("tsmc", "training"), ("smic", None)]  # newest first
+    assert [e.fab for e in store.chip_claims("huawei", "ascend", None)] == ["domestic"]
+    assert len(store.chip_claims("huawei", "ascend", "910C", limit=1)) == 1
+    assert store.chip_claims("huawei", "ascend", "999") == []
+
+
+def test_article_stats_by_day_range(store):
+    from datetime import date
+
+    from chalicelib.models import ArticleStats, ChipMention
+
+    days = [date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 15), date(2026, 12, 1)]
+    for n, day in enumerate(days):
+        store.put_article_stats(ArticleStats(url=f"https://a.example/{n}", day=day, nvidia_models=["H20"] * (n % 2),
+                                             chips=[ChipMention(company="huawei", family="ascend", use="training")]))
+    store.put_article_stats(ArticleStats(url="https://a.example/1", day=days[1]))  # replaced, not added
+    found = list(store.article_stats(date(2026, 10, 31), date(2026, 12, 1)))
+    assert [(s.day, s.url) for s in found] == [(days[1], "https://a.example/1"), (days[2], "https://a.example/2"),
+                                                (days[3], "https://a.example/3")]
+    assert found[0].nvidia_models == [] and found[0].chips == []
+    assert list(store.article_stats(date(2026, 11, 2), date(2026, 11, 2))) == []
+
+
+def test_sightings_are_listed_by_kind(store):
+    for key in ("chip|huawei|ascend|910C", "chip|baidu|kunlun|", "fab|huawei|ascend|910C|smic"):
+        assert store.claim_sighting(Sighting(key=key, event_id="e", first_seen=T0))
+    assert [s.key for s in store.list_sightings("chip")] == ["chip|baidu|kunlun|", "chip|huawei|ascend|910C"]
+    assert [s.key for s in store.list_sightings("fab")] == ["fab|huawei|ascend|910C|smic"]
+    assert store.get_sighting("chip|baidu|kunlun|").event_id == "e"

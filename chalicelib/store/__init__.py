@@ -15,11 +15,11 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.models import Article, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.models import Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
 
 DEFAULT_DB = "sqlite:///.chiptracker/chiptracker.db"
 
@@ -88,12 +88,29 @@ class EventStore(Protocol):
         """Events matching `query`, newest first (first_seen, then id), and a cursor for the next page."""
         ...
 
+    def chip_claims(self, company: str, family: str, model: str | None, limit: int = 500) -> list[StoredEvent]:
+        """The chip's events that claim a fab or a use, newest first, at most `limit`."""
+        ...
+
+    # the dependence signal
+    def put_article_stats(self, stats: ArticleStats) -> None:
+        """Insert or replace the stats of one article (keyed by day and URL)."""
+        ...
+
+    def article_stats(self, since: date, until: date) -> Iterator[ArticleStats]:
+        """Stats of the articles first stored from `since` up to, not including, `until`."""
+        ...
+
     # first sightings
     def claim_sighting(self, sighting: Sighting) -> bool:
         """Record a first sighting; True only for the one writer that recorded it first."""
         ...
 
     def get_sighting(self, key: str) -> Sighting | None: ...
+
+    def list_sightings(self, kind: str) -> list[Sighting]:
+        """Every first sighting of a kind ("chip" or "fab"), in key order."""
+        ...
 
     def close(self) -> None: ...
 
@@ -130,6 +147,11 @@ def event_id(article_url: str, company: str, family: str, model: str | None) -> 
     """Stable id of an event: the same article and chip always give the same id."""
     key = "|".join((article_url, company, family, model or ""))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def chip_key(company: str, family: str, model: str | None) -> str:
+    """"huawei|ascend|910C"; a family-level chip has an empty model: "huawei|ascend|"."""
+    return f"{company}|{family}|{model or ''}"
 
 
 def url_key(url: str) -> str:

@@ -12,7 +12,9 @@ Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so str
 | simhash band     | `SIMHASH#<band>#<value>`    | `<url_key>`      | url, simhash (decimal string: 64-bit)          |
 | event            | `EVENT#<id>`                | `EVENT`          | data (StoredEvent JSON), gsi1/2/3, company,    |
 |                  |                             |                  | family, model, fab, use, lang, nvidia          |
-| first sighting   | `SIGHTING#<key>`            | `SIGHTING`       | event_id, first_seen                           |
+| first sighting   | `SIGHTING#<kind>`           | rest of the key  | event_id, first_seen ("chip|huawei|ascend|910C"|
+|                  |                             |                  | is kind "chip", rest "huawei|ascend|910C")     |
+| article stats    | `STATS#YYYY-MM`             | `<day>#<url_key>`| data (ArticleStats JSON)                       |
 | event months     | `META`                      | `MONTHS`         | months (string set of `YYYY-MM`)               |
 
 Global secondary indexes (all project ALL):
@@ -23,6 +25,7 @@ Global secondary indexes (all project ALL):
 | gsi1  | `RETRY`                       | `<ts(next_attempt)>#<key>`  | failed articles by due time (sparse)   |
 | gsi2  | `MONTH#YYYY-MM`               | `<ts(first_seen)>#<id>`     | events of a month, by time             |
 | gsi3  | `ARTICLE#<url_key>`           | `EVENT#<id>`                | events of an article                   |
+| gsi4  | `CHIP#<chip_key>`             | `<ts(first_seen)>#<id>`     | events claiming a fab or a use (sparse)|
 
 `query_events` reads gsi1 when the query names a family, else walks the months listed in the META
 item newest first, reading gsi2; a cursor `(ts, id)` becomes the key condition `sk < "<ts>#<id>"`.
@@ -34,7 +37,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -42,9 +45,10 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.models import Article, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.models import Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
 from chalicelib.store import (
     StoreError,
+    chip_key,
     compress_text,
     decode_cursor,
     decompress_text,
@@ -58,7 +62,7 @@ from chalicelib.store import (
 
 Item = dict[str, Any]  # an item in the low-level client's typed form: {"pk": {"S": "…"}, …}
 
-_INDEXES = {"gsi1": ("gsi1pk", "gsi1sk"), "gsi2": ("gsi2pk", "gsi2sk"), "gsi3": ("gsi3pk", "gsi3sk")}
+_INDEXES = {f"gsi{n}": (f"gsi{n}pk", f"gsi{n}sk") for n in (1, 2, 3, 4)}
 
 # DynamoDB items are at most 400 KB: compressed texts above this size go to chunk items.
 _CHUNK_BYTES = 300_000
@@ -342,19 +346,47 @@ class DynamoDBStore:
             )
             self._known_months |= months
 
+    def chip_claims(self, company: str, family: str, model: str | None, limit: int = 500) -> list[StoredEvent]:
+        items = self._query(
+            IndexName="gsi4", KeyConditionExpression="gsi4pk = :pk", ScanIndexForward=False, Limit=min(limit, 500),
+            ExpressionAttributeValues=_values(pk=f"CHIP#{chip_key(company, family, model)}"),
+        )
+        return [_event(item) for item in itertools.islice(items, limit)]
+
+    # the dependence signal ----------------------------------------------------------------------
+    def put_article_stats(self, stats: ArticleStats) -> None:
+        day = stats.day.isoformat()
+        self._put(_item(pk=f"STATS#{day[:7]}", sk=f"{day}#{url_key(stats.url)}", data=stats.model_dump_json()))
+
+    def article_stats(self, since: date, until: date) -> Iterator[ArticleStats]:
+        if since >= until:
+            return
+        low, high = since.isoformat(), (until - timedelta(days=1)).isoformat()
+        month = date(since.year, since.month, 1)
+        while month.isoformat()[:7] <= high[:7]:
+            items = self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=_values(pk=f"STATS#{month.isoformat()[:7]}", low=low, high=f"{high}$"),
+            )
+            for item in items:
+                yield ArticleStats.model_validate_json(item["data"]["S"])
+            month = (month + timedelta(days=32)).replace(day=1)
+
     # first sightings --------------------------------------------------------------------------
     def claim_sighting(self, sighting: Sighting) -> bool:
+        kind, rest = _sighting_key(sighting.key)
         return self._put_new(_item(
-            pk=f"SIGHTING#{sighting.key}", sk="SIGHTING",
-            event_id=sighting.event_id, first_seen=timestamp(sighting.first_seen),
+            pk=f"SIGHTING#{kind}", sk=rest, event_id=sighting.event_id, first_seen=timestamp(sighting.first_seen),
         ))
 
     def get_sighting(self, key: str) -> Sighting | None:
-        item = self._get(f"SIGHTING#{key}", "SIGHTING")
-        if item is None:
-            return None
-        first_seen = datetime.fromisoformat(item["first_seen"]["S"])
-        return Sighting(key=key, event_id=item["event_id"]["S"], first_seen=first_seen)
+        kind, rest = _sighting_key(key)
+        item = self._get(f"SIGHTING#{kind}", rest)
+        return _sighting(kind, item) if item else None
+
+    def list_sightings(self, kind: str) -> list[Sighting]:
+        items = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=_values(pk=f"SIGHTING#{kind}"))
+        return [_sighting(kind, item) for item in items]
 
     # low-level helpers --------------------------------------------------------------------------
     def _get(self, pk: str, sk: str, **options: Any) -> Item | None:
@@ -384,13 +416,27 @@ class DynamoDBStore:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def _sighting_key(key: str) -> tuple[str, str]:
+    kind, _, rest = key.partition("|")
+    return kind, rest or "-"
+
+
+def _sighting(kind: str, item: Item) -> Sighting:
+    rest = item["sk"]["S"]
+    return Sighting(key=f"{kind}|{rest}" if rest != "-" else kind, event_id=item["event_id"]["S"],
+                    first_seen=datetime.fromisoformat(item["first_seen"]["S"]))
+
+
 def _event_item(event: StoredEvent) -> Item:
     stamp, key = timestamp(event.first_seen), f"{timestamp(event.first_seen)}#{event.id}"
+    claims = event.fab is not None or event.use is not None
     return _item(
         pk=f"EVENT#{event.id}", sk="EVENT", data=event.model_dump_json(),
         gsi1pk=f"FAMILY#{event.family}", gsi1sk=key,
         gsi2pk=f"MONTH#{stamp[:7]}", gsi2sk=key,
         gsi3pk=f"ARTICLE#{url_key(event.article.url)}", gsi3sk=f"EVENT#{event.id}",
+        gsi4pk=f"CHIP#{chip_key(event.company, event.family, event.model)}" if claims else None,
+        gsi4sk=key if claims else None,
         # flat copies of the filterable fields, for FilterExpressions and for reading the table by hand
         company=event.company, family=event.family, model=event.model, fab=event.fab, use=event.use,
         lang=event.lang, nvidia=event.nvidia_models,

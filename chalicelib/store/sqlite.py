@@ -6,11 +6,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
-from chalicelib.models import Article, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.models import Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
 from chalicelib.store import (
+    chip_key,
     compress_text,
     decode_cursor,
     decompress_text,
@@ -31,11 +32,15 @@ CREATE TABLE IF NOT EXISTS simhash_bands (
     PRIMARY KEY (band, value, url));
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, article_url TEXT NOT NULL, first_seen TEXT NOT NULL,
-    company TEXT NOT NULL, family TEXT NOT NULL, data TEXT NOT NULL);
+    company TEXT NOT NULL, family TEXT NOT NULL, data TEXT NOT NULL,
+    chip TEXT NOT NULL, claims INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (first_seen, id);
 CREATE INDEX IF NOT EXISTS events_family ON events (family, first_seen, id);
 CREATE INDEX IF NOT EXISTS events_company ON events (company, first_seen, id);
 CREATE INDEX IF NOT EXISTS events_article ON events (article_url);
+CREATE INDEX IF NOT EXISTS events_chip_claims ON events (chip, claims, first_seen, id);
+CREATE TABLE IF NOT EXISTS article_stats (day TEXT NOT NULL, url TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (day, url));
 CREATE TABLE IF NOT EXISTS sightings (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, first_seen TEXT NOT NULL);
 """
 
@@ -148,9 +153,7 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
             for event in events:
                 created += db.execute(
-                    "INSERT OR IGNORE INTO events (id, article_url, first_seen, company, family, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    _event_row(event),
+                    f"INSERT OR IGNORE INTO events {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _event_row(event)
                 ).rowcount
         return created
 
@@ -169,8 +172,8 @@ class SQLiteStore:
                 if event.id in old:  # keep when it was first seen
                     event = event.model_copy(update={"first_seen": datetime.fromisoformat(old[event.id])})
                 db.execute(
-                    "INSERT INTO events (id, article_url, first_seen, company, family, data) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                    f"INSERT INTO events {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET data = excluded.data, claims = excluded.claims",
                     _event_row(event),
                 )
         return len(keep - old.keys()), len(removed)
@@ -219,6 +222,29 @@ class SQLiteStore:
         more = len(rows) > query.limit
         return events, encode_cursor(events[-1], query) if more and events else None
 
+    def chip_claims(self, company: str, family: str, model: str | None, limit: int = 500) -> list[StoredEvent]:
+        rows = self._db().execute(
+            "SELECT data FROM events WHERE chip = ? AND claims = 1 ORDER BY first_seen DESC, id DESC LIMIT ?",
+            (chip_key(company, family, model), limit),
+        ).fetchall()
+        return [StoredEvent.model_validate_json(r[0]) for r in rows]
+
+    # the dependence signal ----------------------------------------------------------------------
+    def put_article_stats(self, stats: ArticleStats) -> None:
+        self._db().execute(
+            "INSERT INTO article_stats (day, url, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (day, url) DO UPDATE SET data = excluded.data",
+            (stats.day.isoformat(), stats.url, stats.model_dump_json()),
+        )
+
+    def article_stats(self, since: date, until: date) -> Iterator[ArticleStats]:
+        cursor = self._db().execute(
+            "SELECT data FROM article_stats WHERE day >= ? AND day < ? ORDER BY day, url",
+            (since.isoformat(), until.isoformat()),
+        )
+        for row in cursor:
+            yield ArticleStats.model_validate_json(row[0])
+
     # first sightings --------------------------------------------------------------------------
     def claim_sighting(self, sighting: Sighting) -> bool:
         return bool(
@@ -230,7 +256,14 @@ class SQLiteStore:
 
     def get_sighting(self, key: str) -> Sighting | None:
         row = self._db().execute("SELECT key, event_id, first_seen FROM sightings WHERE key = ?", (key,)).fetchone()
-        return Sighting(key=row[0], event_id=row[1], first_seen=datetime.fromisoformat(row[2])) if row else None
+        return _sighting(row) if row else None
+
+    def list_sightings(self, kind: str) -> list[Sighting]:
+        rows = self._db().execute(  # "chip|" ≤ key < "chip}": the keys that start with "chip|"
+            "SELECT key, event_id, first_seen FROM sightings WHERE key >= ? AND key < ? ORDER BY key",
+            (f"{kind}|", f"{kind}}}"),
+        ).fetchall()
+        return [_sighting(r) for r in rows]
 
 
 def _article(row: tuple) -> Article:
@@ -239,8 +272,16 @@ def _article(row: tuple) -> Article:
     return article
 
 
+_EVENT_COLUMNS = "(id, article_url, first_seen, company, family, data, chip, claims)"
+
+
 def _event_row(event: StoredEvent) -> tuple:
     return (
         event.id, event.article.url, timestamp(event.first_seen), event.company, event.family,
         json.dumps(event.model_dump(mode="json"), ensure_ascii=False),
+        chip_key(event.company, event.family, event.model), int(bool(event.fab or event.use)),
     )
+
+
+def _sighting(row: tuple) -> Sighting:
+    return Sighting(key=row[0], event_id=row[1], first_seen=datetime.fromisoformat(row[2]))
