@@ -21,7 +21,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: setup
-	$(PY) -m chalicelib demo
+	$(PY) -m chalicelib demo --serve
 
 score: setup
 	$(PY) $(SHARED)/eval/score.py $(SHARED)/corpus/dev

@@ -1,4 +1,4 @@
-"""The command line: `python -m chalicelib extract | ingest | events | feeds | reextract | demo`."""
+"""The command line: `python -m chalicelib extract | ingest | events | feeds | reextract | serve | demo`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -160,6 +161,34 @@ def _cmd_reextract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """The API of app.py on 127.0.0.1, through Chalice's local server (no API key locally)."""
+    serve_api(args.db, args.port, announce=True).serve_forever()
+    return 0
+
+
+def serve_api(db: str | None, port: int, announce: bool = False):
+    """A Chalice local server for the API over the store at `db`; the caller runs serve_forever()."""
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from chalicelib import api
+    from chalicelib.store import open_store
+
+    api.set_store(open_store(db))
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from app import app
+
+    server = create_local_server(app, Config.create(chalice_stage="local", app_name="chiptracker"), "127.0.0.1", port)
+    if announce:
+        bound = server.server.server_address[1]
+        print(f"serving the API on http://127.0.0.1:{bound}/ (try /events, /chips, /dependence, /openapi.json)",
+              file=sys.stderr, flush=True)
+    return server
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from chalicelib.demo import sample_site
 
@@ -171,7 +200,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for name in ("company", "family", "model", "fab", "use", "lang", "nvidia", "since", "until"):
         setattr(args, name, None)
     print("events, newest first:")
-    return _cmd_events(args)
+    _cmd_events(args)
+    if args.serve:
+        print("(Ctrl-C to stop)", file=sys.stderr)
+        serve_api(args.db, args.port, announce=True).serve_forever()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +253,13 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = with_fetching(with_db(commands.add_parser(
         "demo", help="serve the sample feeds on 127.0.0.1, ingest them, print the events")))
+    demo.add_argument("--serve", action="store_true", help="then serve the API on 127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000, help="the API's port (default 8000)")
     demo.set_defaults(run=_cmd_demo)
+
+    serve = with_db(commands.add_parser("serve", help="serve the JSON API on 127.0.0.1"))
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port")
+    serve.set_defaults(run=_cmd_serve)
 
     args = parser.parse_args(argv)
     if getattr(args, "command", None) == "demo" and args.db is None:

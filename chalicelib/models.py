@@ -202,3 +202,86 @@ class Sighting(BaseModel):
     key: str  # "chip|huawei|ascend|910C" or "fab|huawei|ascend|910C|smic"
     event_id: str
     first_seen: datetime
+
+
+# The JSON API's responses --------------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    code: Literal["bad_request", "not_found", "method_not_allowed", "internal"]
+    message: str
+    parameter: str | None = None  # the query parameter at fault, when there is one
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class EventsPage(BaseModel):
+    events: list[StoredEvent]
+    next_cursor: str | None = None  # pass as ?cursor= for the next page; null on the last
+
+
+class Source(BaseModel):
+    """An article that claims something of a chip."""
+
+    event_id: str
+    url: str
+    title: str = ""
+    published: datetime | None = None
+    first_seen: datetime
+
+
+class FabClaims(BaseModel):
+    """Every source that says the chip is made at this fab (sources may disagree: each is kept)."""
+
+    fab: str
+    claims: int
+    first_claimed: datetime
+    previous_fabs: list[str] = []  # fabs these sources say production moved away from
+    sources: list[Source]  # the newest few
+
+
+class ChipSummary(BaseModel):
+    company: str
+    family: str
+    model: str | None = None  # null: the family named without a model
+    in_catalog: bool
+    first_seen: datetime | None = None  # first stored event naming it; null: in the catalog, not yet seen
+    fabs: list[FabClaims] = []
+    uses: dict[str, int] = {}  # training / inference / both → number of sources saying so
+
+
+class ChipsResponse(BaseModel):
+    chips: list[ChipSummary]
+    claims_read_per_chip: int  # fab and use claims are read from each chip's newest this-many
+
+
+class DependencePeriod(BaseModel):
+    period: str  # "2026-W47" or "2026-11"
+    start: date
+    end: date  # exclusive
+    articles: int
+    nvidia_articles: int
+    domestic_articles: int
+    both_articles: int
+    domestic_share: float | None = None
+    domestic_events_by_company: dict[str, int] = {}
+    domestic_events_by_use: dict[str, int] = {}
+    nvidia_models: dict[str, int] = {}
+
+
+class DependenceResponse(BaseModel):
+    by: Literal["week", "month"]
+    since: date
+    until: date
+    definition: str
+    periods: list[DependencePeriod]
+
+
+class FeedsResponse(BaseModel):
+    feeds: list[FeedState]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str

@@ -1,0 +1,488 @@
+"""The research desk's JSON API, as plain functions: query parameters in, an ApiResponse out.
+
+app.py maps the Chalice routes onto these functions; `python -m chalicelib serve` runs the same
+app on 127.0.0.1. Nothing here imports the NLP stack or trafilatura (the API's Lambda stays small
+and starts fast). Every read is a Query or GetItem on DynamoDB, an indexed query on SQLite.
+
+Errors have one shape, `{"error": {"code", "message", "parameter"}}`, with status 400 (a bad
+parameter, named), 404 (no such event) or 405; no input gives a 500.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from pydantic import BaseModel
+
+from chalicelib import __version__
+from chalicelib.catalog import load_catalog
+from chalicelib.models import (
+    ChipsResponse,
+    ChipSummary,
+    DependencePeriod,
+    DependenceResponse,
+    ErrorDetail,
+    ErrorResponse,
+    EventQuery,
+    EventsPage,
+    FabClaims,
+    FeedsResponse,
+    Health,
+    Source,
+    StoredEvent,
+)
+from chalicelib.store import BadCursor, EventStore, chip_key, open_store
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+CSV = "text/csv; charset=utf-8"
+ATOM = "application/atom+xml; charset=utf-8"
+
+CLAIMS_READ_PER_CHIP = 500  # /chips reads each chip's newest claims up to this many
+SOURCES_PER_FAB = 5  # /chips lists the newest sources of each fab claim
+MAX_RANGE = timedelta(days=3 * 366)  # /dependence looks back at most three years at once
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: str
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.parameter = status, parameter
+
+
+# The store behind the API: from env CHIPTRACKER_DB, once per process (set_store for `serve`, tests).
+_store: EventStore | None = None
+_store_lock = threading.Lock()
+
+
+def get_store() -> EventStore:
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = open_store(os.environ.get("CHIPTRACKER_DB"))
+        return _store
+
+
+def set_store(store: EventStore | None) -> None:
+    global _store
+    with _store_lock:
+        _store = store
+
+
+def handle(route: Callable[..., ApiResponse], *args: object) -> ApiResponse:
+    """Run a route; turn every failure into the API's error shape (never an HTML page or a stack)."""
+    try:
+        return route(*args)
+    except ApiError as exc:
+        return error(exc.status, str(exc), exc.parameter)
+    except BadCursor as exc:
+        return error(400, f"cursor: {exc}", "cursor")
+    except Exception:
+        log.exception("API route %s failed", getattr(route, "__name__", route))
+        return error(500, "internal error; it has been logged")
+
+
+def error(status: int, message: str, parameter: str | None = None) -> ApiResponse:
+    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(status, "internal")
+    body = ErrorResponse(error=ErrorDetail(code=code, message=message, parameter=parameter))
+    return ApiResponse(status, body.model_dump_json())
+
+
+def _json(model: BaseModel) -> ApiResponse:
+    return ApiResponse(200, model.model_dump_json())
+
+
+# Query parameters -------------------------------------------------------------------------------
+
+Params = dict[str, list[str]]
+
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .-]{0,29}")
+_EVENT_ID = re.compile(r"[0-9a-f]{24}")
+_FILTERS = ("company", "family", "model", "fab", "use", "lang", "nvidia", "since", "until")
+
+
+def _single(params: Params | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    """One value per parameter, each one known, none empty."""
+    values = {}
+    for name, given in (params or {}).items():
+        if name not in allowed:
+            raise ApiError(400, f"unknown parameter {name!r}; this route takes: {', '.join(allowed)}", name)
+        if len(given) != 1:
+            raise ApiError(400, f"{name} is given {len(given)} times; give it once", name)
+        if not given[0].strip():
+            raise ApiError(400, f"{name} is empty", name)
+        values[name] = given[0].strip()
+    return values
+
+
+def _choice(name: str, value: str, choices: list[str]) -> str:
+    if value.lower() not in choices:
+        raise ApiError(400, f"{name} must be one of {', '.join(choices)}; got {value[:40]!r}", name)
+    return value.lower()
+
+
+def _moment(name: str, value: str) -> datetime:
+    """An ISO date (midnight UTC) or datetime (UTC when it has no zone)."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO date or datetime (2026-11-26, 2026-11-26T08:00Z)", name) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 200:
+        raise ApiError(400, f"limit must be a whole number from 1 to 200; got {value[:20]!r}", "limit")
+    return int(value)
+
+
+def event_query(values: dict[str, str]) -> EventQuery:
+    """The filters of /events and /events.atom, each checked against the catalog."""
+    catalog = load_catalog()
+    checked: dict[str, object] = {}
+    for name in ("company", "family", "fab"):
+        if name in values:
+            ids = {"company": catalog.companies, "family": catalog.families, "fab": catalog.fabs}[name]
+            checked[name] = _choice(name, values[name], sorted(item.id for item in ids))
+    if "use" in values:
+        checked["use"] = _choice("use", values["use"], ["training", "inference", "both"])
+    if "lang" in values:
+        checked["lang"] = _choice("lang", values["lang"], ["en", "zh", "ja"])
+    for name in ("model", "nvidia"):
+        if name in values:
+            if not _MODEL.fullmatch(values[name]):
+                raise ApiError(400, f"{name} must be a model name such as 910C or H20", name)
+            checked[name] = values[name]
+    for name in ("since", "until"):
+        if name in values:
+            checked[name] = _moment(name, values[name])
+    if "since" in checked and "until" in checked and checked["since"] >= checked["until"]:
+        raise ApiError(400, "since must be before until", "since")
+    checked["limit"] = _limit(values.get("limit", "50"))
+    return EventQuery(**checked)
+
+
+# Routes ------------------------------------------------------------------------------------------
+
+def list_events(params: Params | None, headers: dict[str, str]) -> ApiResponse:
+    values = _single(params, (*_FILTERS, "limit", "cursor", "format"))
+    query = event_query(values)
+    chosen = _choice("format", values["format"], ["json", "csv"]) if "format" in values else None
+    wants_csv = chosen == "csv" or (chosen is None and "text/csv" in headers.get("accept", ""))
+    cursor = values.get("cursor")
+    if cursor is not None and len(cursor) > 512:
+        raise ApiError(400, "cursor: not one this API issued", "cursor")
+    events, next_cursor = get_store().query_events(query, cursor)
+    if wants_csv:
+        extra = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+        return ApiResponse(200, events_csv(events), CSV, extra)
+    return _json(EventsPage(events=events, next_cursor=next_cursor))
+
+
+def events_atom(params: Params | None, headers: dict[str, str], self_url: str) -> ApiResponse:
+    values = _single(params, (*_FILTERS, "limit"))
+    events, _ = get_store().query_events(event_query(values))
+    return ApiResponse(200, atom_feed(events, self_url), ATOM)
+
+
+def get_event(event_id: str) -> ApiResponse:
+    event = get_store().get_event(event_id) if _EVENT_ID.fullmatch(event_id or "") else None
+    if event is None:
+        raise ApiError(404, f"no event with id {event_id[:40]!r}")
+    return _json(event)
+
+
+def list_chips(params: Params | None) -> ApiResponse:
+    values = _single(params, ("company", "family"))
+    catalog = load_catalog()
+    wanted = {k: _choice(k, v, sorted(x.id for x in (catalog.companies if k == "company" else catalog.families)))
+              for k, v in values.items()}
+    chips: dict[str, ChipSummary] = {}
+    for family in catalog.families:
+        if family.report:
+            for model in [None, *(m.id for m in family.models)]:
+                chips[chip_key(family.company, family.id, model)] = ChipSummary(
+                    company=family.company, family=family.id, model=model, in_catalog=True)
+    reported = {f.id for f in catalog.families if f.report}
+    store = get_store()
+    for sighting in store.list_sightings("chip"):
+        _, company, family_id, model = sighting.key.split("|", 3)  # "chip|huawei|ascend|910C"
+        if family_id not in reported:
+            continue
+        key = chip_key(company, family_id, model or None)
+        summary = chips.setdefault(key, ChipSummary(
+            company=company, family=family_id, model=model or None, in_catalog=False))
+        summary.first_seen = sighting.first_seen
+        _add_claims(summary, store.chip_claims(company, family_id, model or None, CLAIMS_READ_PER_CHIP))
+    selected = [
+        c for c in chips.values()
+        if wanted.get("company", c.company) == c.company and wanted.get("family", c.family) == c.family
+    ]
+    selected.sort(key=lambda c: (c.company, c.family, c.model or ""))
+    return _json(ChipsResponse(chips=selected, claims_read_per_chip=CLAIMS_READ_PER_CHIP))
+
+
+def _add_claims(summary: ChipSummary, claims: list[StoredEvent]) -> None:
+    """Group a chip's claims by fab (newest first), and count its uses."""
+    by_fab: dict[str, list[StoredEvent]] = {}
+    for event in claims:
+        if event.fab:
+            by_fab.setdefault(event.fab, []).append(event)
+        if event.use:
+            summary.uses[event.use] = summary.uses.get(event.use, 0) + 1
+    summary.fabs = [
+        FabClaims(
+            fab=fab, claims=len(events), first_claimed=min(e.first_seen for e in events),
+            previous_fabs=sorted({e.previous_fab for e in events if e.previous_fab}),
+            sources=[
+                Source(event_id=e.id, url=e.article.url, title=e.article.title, published=e.article.published,
+                       first_seen=e.first_seen)
+                for e in events[:SOURCES_PER_FAB]
+            ],
+        )
+        for fab, events in sorted(by_fab.items(), key=lambda item: -len(item[1]))
+    ]
+
+
+DEPENDENCE_DEFINITION = (
+    "Per period (ISO week from Monday, or calendar month, UTC), over the articles the tracker stored in "
+    "it (first fetch date; duplicates left out): nvidia_articles name at least one Nvidia product (H20, "
+    "H100, Blackwell …); domestic_articles name at least one tracked Chinese AI chip (Ascend, Kunlun, "
+    "Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao); both_articles name both. domestic_share = "
+    "domestic_articles / (domestic_articles + nvidia_articles), null when both are 0: of the articles "
+    "naming an AI chip of either side, the share naming a domestic one (an article naming both counts "
+    "on both sides). domestic_events_by_company and domestic_events_by_use count chip mentions (one per "
+    "article and chip); use 'unknown' when the article does not say. nvidia_models counts articles "
+    "naming each Nvidia product."
+)
+
+
+def dependence(params: Params | None) -> ApiResponse:
+    values = _single(params, ("by", "since", "until"))
+    by = _choice("by", values.get("by", "week"), ["week", "month"])
+    today = datetime.now(UTC).date()
+    until = _period_start(_moment("until", values["until"]).date(), by) if "until" in values else None
+    until = until or _next_period(_period_start(today, by), by)
+    since = _period_start(_moment("since", values["since"]).date(), by) if "since" in values else None
+    since = since or (until - timedelta(weeks=12) if by == "week" else _months_back(until, 6))
+    if since >= until:
+        raise ApiError(400, "since must be before until", "since")
+    if until - since > MAX_RANGE:
+        raise ApiError(400, "at most three years at once", "since")
+    periods: dict[date, DependencePeriod] = {}
+    start = since
+    while start < until:
+        end = _next_period(start, by)
+        periods[start] = DependencePeriod(period=_period_name(start, by), start=start, end=end, articles=0,
+                                          nvidia_articles=0, domestic_articles=0, both_articles=0)
+        start = end
+    reported = {f.id for f in load_catalog().families if f.report}
+    for stats in get_store().article_stats(since, until):
+        period = periods[_period_start(stats.day, by)]
+        chips = [c for c in stats.chips if c.family in reported]
+        period.articles += 1
+        period.nvidia_articles += bool(stats.nvidia_models)
+        period.domestic_articles += bool(chips)
+        period.both_articles += bool(stats.nvidia_models and chips)
+        for chip in chips:
+            _count(period.domestic_events_by_company, chip.company)
+            _count(period.domestic_events_by_use, chip.use or "unknown")
+        for model in set(stats.nvidia_models):
+            _count(period.nvidia_models, model)
+    for period in periods.values():
+        sides = period.domestic_articles + period.nvidia_articles
+        period.domestic_share = round(period.domestic_articles / sides, 4) if sides else None
+        period.nvidia_models = dict(Counter(period.nvidia_models).most_common())
+    return _json(DependenceResponse(by=by, since=since, until=until, definition=DEPENDENCE_DEFINITION,
+                                    periods=list(periods.values())))
+
+
+def _count(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+def _period_start(day: date, by: str) -> date:
+    return day - timedelta(days=day.weekday()) if by == "week" else day.replace(day=1)
+
+
+def _next_period(start: date, by: str) -> date:
+    return start + timedelta(weeks=1) if by == "week" else (start + timedelta(days=32)).replace(day=1)
+
+
+def _months_back(start: date, months: int) -> date:
+    for _ in range(months):
+        start = (start - timedelta(days=1)).replace(day=1)
+    return start
+
+
+def _period_name(start: date, by: str) -> str:
+    if by == "month":
+        return start.strftime("%Y-%m")
+    year, week, _ = start.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def list_feeds(params: Params | None) -> ApiResponse:
+    _single(params, ())
+    return _json(FeedsResponse(feeds=get_store().list_feeds()))
+
+
+def health() -> ApiResponse:
+    return _json(Health(status="ok", version=__version__))
+
+
+# Formats ---------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("id", "first_seen", "company", "family", "model", "model_in_catalog", "fab", "previous_fab", "use",
+               "nvidia_models", "lang", "title", "url", "published", "evidence")
+
+
+def events_csv(events: list[StoredEvent]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for e in events:
+        writer.writerow([_cell(v) for v in (
+            e.id, e.first_seen.isoformat(), e.company, e.family, e.model, e.model_in_catalog, e.fab, e.previous_fab,
+            e.use, ";".join(e.nvidia_models), e.lang, e.article.title, e.article.url,
+            e.article.published.isoformat() if e.article.published else "", e.evidence[0].text if e.evidence else "",
+        )])
+    return out.getvalue()
+
+
+def _cell(value: object) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula (=, +, -, @) is quoted with '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def atom_feed(events: list[StoredEvent], self_url: str) -> str:
+    ns = "http://www.w3.org/2005/Atom"
+    feed = ET.Element("feed", xmlns=ns)
+    ET.SubElement(feed, "title").text = "chiptracker events"
+    ET.SubElement(feed, "id").text = self_url
+    ET.SubElement(feed, "link", rel="self", href=self_url)
+    newest = max((e.first_seen for e in events), default=datetime.combine(date(2026, 1, 1), time(), UTC))
+    ET.SubElement(feed, "updated").text = newest.isoformat()
+    for e in events:
+        entry = ET.SubElement(feed, "entry")
+        chip = " ".join(x for x in (e.company, e.family, e.model) if x)
+        facts = ", ".join(f"{k} {v}" for k, v in (("fab", e.fab), ("use", e.use)) if v)
+        ET.SubElement(entry, "title").text = f"{chip}{f' ({facts})' if facts else ''}: {e.article.title}"
+        ET.SubElement(entry, "id").text = f"urn:chiptracker:event:{e.id}"
+        ET.SubElement(entry, "updated").text = e.first_seen.isoformat()
+        ET.SubElement(entry, "link", href=e.article.url)
+        ET.SubElement(entry, "summary").text = " … ".join(ev.text for ev in e.evidence)
+    return ET.tostring(feed, encoding="unicode", xml_declaration=True)
+
+
+# OpenAPI ------------------------------------------------------------------------------------------
+
+def openapi_document() -> dict:
+    """OpenAPI 3.1 from the pydantic models the routes return."""
+    from pydantic.json_schema import models_json_schema
+
+    models = [EventsPage, StoredEvent, ChipsResponse, DependenceResponse, FeedsResponse, Health, ErrorResponse]
+    _, schemas = models_json_schema([(m, "serialization") for m in models],
+                                    ref_template="#/components/schemas/{model}")
+    catalog = load_catalog()
+
+    def param(name: str, schema: dict, description: str) -> dict:
+        return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+    def enum(values: list[str]) -> dict:
+        return {"type": "string", "enum": values}
+
+    moment = {"type": "string", "format": "date-time"}
+    model_name = {"type": "string", "pattern": _MODEL.pattern, "maxLength": 30}
+    filters = [
+        param("company", enum(sorted(c.id for c in catalog.companies)), "company id"),
+        param("family", enum(sorted(f.id for f in catalog.families)), "chip family id"),
+        param("model", model_name, "chip model, e.g. 910C"),
+        param("fab", enum(sorted(f.id for f in catalog.fabs)), "fab id"),
+        param("use", enum(["training", "inference", "both"]), "use"),
+        param("lang", enum(["en", "zh", "ja"]), "article language"),
+        param("nvidia", model_name, "an Nvidia product the article names, e.g. H20"),
+        param("since", moment, "first seen at or after (ISO date or datetime)"),
+        param("until", moment, "first seen before (ISO date or datetime)"),
+        param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "events a page"),
+    ]
+
+    def ok(schema_name: str, extra: dict | None = None) -> dict:
+        content = {JSON: {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}} | (extra or {})
+        return {"description": "OK", "content": content}
+
+    errors = {str(s): {"description": d, "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+              for s, d in ((400, "a bad parameter, named in error.parameter"),)}
+    not_found = {"404": {"description": "no such event",
+                         "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}}
+    secured = [{"apiKey": []}]
+    paths = {
+        "/events": {"get": {
+            "summary": "Events, newest first", "operationId": "listEvents", "security": secured,
+            "parameters": [*filters, param("cursor", {"type": "string", "maxLength": 512}, "next page"),
+                           param("format", enum(["json", "csv"]), "json (default) or csv")],
+            "responses": {"200": ok("EventsPage", {"text/csv": {"schema": {"type": "string"}}}), **errors},
+        }},
+        "/events.atom": {"get": {
+            "summary": "The same query as an Atom feed", "operationId": "eventsAtom", "security": secured,
+            "parameters": filters,
+            "responses": {"200": {"description": "OK", "content": {"application/atom+xml": {
+                "schema": {"type": "string"}}}}, **errors},
+        }},
+        "/events/{event_id}": {"get": {
+            "summary": "One event with its evidence", "operationId": "getEvent", "security": secured,
+            "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": ok("StoredEvent"), **not_found, **errors},
+        }},
+        "/chips": {"get": {
+            "summary": "Every chip known, with the fabs claimed by each source, and uses", "operationId": "listChips",
+            "security": secured, "parameters": filters[:2], "responses": {"200": ok("ChipsResponse"), **errors},
+        }},
+        "/dependence": {"get": {
+            "summary": "The Nvidia-dependence signal per week or month", "operationId": "dependence",
+            "description": DEPENDENCE_DEFINITION, "security": secured,
+            "parameters": [param("by", enum(["week", "month"]), "period"),
+                           param("since", moment, "from (start of its period)"),
+                           param("until", moment, "up to (start of its period), exclusive")],
+            "responses": {"200": ok("DependenceResponse"), **errors},
+        }},
+        "/feeds": {"get": {"summary": "Each feed's state", "operationId": "listFeeds", "security": secured,
+                           "responses": {"200": ok("FeedsResponse"), **errors}}},
+        "/health": {"get": {"summary": "Liveness, no key needed", "operationId": "health",
+                            "responses": {"200": ok("Health")}}},
+        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                  "responses": {"200": {"description": "OK", "content": {JSON: {
+                                      "schema": {"type": "object"}}}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "chiptracker", "version": __version__,
+                 "description": "China's AI chips in the news: events, chips, the Nvidia-dependence signal."},
+        "paths": paths,
+        "components": {"schemas": schemas["$defs"],
+                       "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}},
+    }
+
+
+def openapi() -> ApiResponse:
+    return ApiResponse(200, json.dumps(openapi_document()))
