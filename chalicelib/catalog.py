@@ -35,6 +35,7 @@ def _check_regex(pattern: str) -> str:
 class ChipModel(_Entry):
     id: str = Field(min_length=1)
     names: list[str] = Field(min_length=1)
+    fabs: list[str] = []  # fab claims known when the catalog was written (the seed)
 
     @property
     def standalone(self) -> bool:
@@ -57,6 +58,7 @@ class Family(_Entry):
     not_chip: list[str] = []
     model_pattern: str
     models: list[ChipModel] = []
+    fabs: list[str] = []  # fab claims known for the family as a whole (the seed)
     report: bool = True
 
     _pattern_ok = field_validator("model_pattern")(_check_regex)
@@ -146,9 +148,13 @@ class Catalog(_Entry):
             if dupes:
                 raise ValueError(f"{kind}: duplicate id {dupes}")
         company_ids = {c.id for c in self.companies}
+        fab_ids = {f.id for f in self.fabs}
         for family in self.families:
             if family.company not in company_ids:
                 raise ValueError(f"family {family.id!r}: unknown company {family.company!r}")
+            for fab in [*family.fabs, *(f for m in family.models for f in m.fabs)]:
+                if fab not in fab_ids:
+                    raise ValueError(f"family {family.id!r}: unknown fab {fab!r}")
         return self
 
     def company(self, company_id: str) -> Company:

@@ -48,11 +48,17 @@ def plan_feed_jobs() -> dict:
 
 def run_feed_jobs(bodies: Iterable[str], options: Options | None = None) -> list[dict]:
     """Run each queued job. `options` is for tests; deployed, private addresses stay refused."""
-    from chalicelib.pipeline import Options, run_job
+    from chalicelib.pipeline import Options, deliver_pending_alerts, run_job, seed_catalog
+    from chalicelib.settings import settings
 
+    if settings().seed_catalog:
+        seed_catalog(_store())
     results = []
     for body in bodies:
         result = run_job(body, _store(), options or Options())
         log.info("job done: %s %s", result.feed, result.status)
         results.append(vars(result))
+    sent, failed = deliver_pending_alerts(_store())
+    if sent or failed:
+        log.info("alerts: %d sent, %d failed", sent, failed)
     return results

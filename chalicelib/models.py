@@ -200,8 +200,22 @@ class Sighting(BaseModel):
     """The first time a chip, or a fab for a chip, was seen (claimed once, by one writer)."""
 
     key: str  # "chip|huawei|ascend|910C" or "fab|huawei|ascend|910C|smic"
-    event_id: str
+    event_id: str  # "catalog" for the catalog's seed
     first_seen: datetime
+
+
+class Alert(BaseModel):
+    """A Slack alert in the outbox. It is written with its first sighting, in the same conditional
+    write, so exactly one exists per sighting; it stays pending until Slack accepts it."""
+
+    key: str  # the sighting's key
+    kind: Literal["new chip", "new fab"]
+    event: StoredEvent  # the event that was first
+    status: Literal["pending", "sent"] = "pending"
+    attempts: int = 0
+    next_attempt: datetime
+    last_error: str | None = None
+    sent_at: datetime | None = None
 
 
 # The JSON API's responses --------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class CycleSummary:
     skipped_articles: int = 0
     new_events: int = 0
     first_sightings: int = 0
+    alerts_sent: int = 0
+    alerts_failed: int = 0
     results: list[JobResult] = field(default_factory=list)
 
     def add(self, result: JobResult) -> None:
@@ -89,7 +91,7 @@ class CycleSummary:
         return (
             f"feeds: {feeds} | articles: {self.new_articles} new, {self.duplicates} duplicates, "
             f"{self.failed_articles} failed, {self.skipped_articles} skipped | events: {self.new_events} new | "
-            f"first sightings: {self.first_sightings}"
+            f"first sightings: {self.first_sightings} | alerts: {self.alerts_sent} sent, {self.alerts_failed} failed"
         )
 
 
@@ -212,18 +214,29 @@ def stored_event(event: ChipEvent, article: Article, now: datetime) -> StoredEve
     )
 
 
-def sighting_keys(event: StoredEvent) -> list[str]:
-    """A new chip (company, family, model), and a new fab for a chip."""
-    chip = chip_key(event.company, event.family, event.model)
-    return [f"chip|{chip}"] + ([f"fab|{chip}|{event.fab}"] if event.fab else [])
-
-
 def claim_sightings(store: EventStore, events: Iterable[StoredEvent], now: datetime) -> int:
-    return sum(
-        store.claim_sighting(Sighting(key=key, event_id=e.id, first_seen=now))
-        for e in events
-        for key in sighting_keys(e)
-    )
+    """Claim the first sightings these events are (a new chip, a new fab for a chip), each with its
+    Slack alert in the outbox; return how many were first."""
+    from chalicelib.notify.slack import new_alerts
+
+    return sum(store.claim_sighting(sighting, alert) for sighting, alert in new_alerts(events, now))
+
+
+def seed_catalog(store: EventStore, now: datetime | None = None) -> int:
+    """Record the catalog's chips and known fab claims as already seen (no alerts for them), once
+    per catalog version: a new deployment does not flood Slack with old news. Returns how many."""
+    from chalicelib.catalog import load_catalog
+
+    catalog = load_catalog()
+    now = now or now_utc()
+    if not store.claim_sighting(Sighting(key=f"seed|{catalog.version}", event_id="catalog", first_seen=now)):
+        return 0  # this catalog version is seeded already
+    keys = []
+    for family in (f for f in catalog.families if f.report):
+        for model, fabs in [(None, family.fabs), *((m.id, m.fabs) for m in family.models)]:
+            chip = chip_key(family.company, family.id, model)
+            keys += [f"chip|{chip}", *(f"fab|{chip}|{fab}" for fab in fabs)]
+    return sum(store.claim_sighting(Sighting(key=key, event_id="catalog", first_seen=now)) for key in keys)
 
 
 _WORD = re.compile(r"\w+")
@@ -298,8 +311,13 @@ def run_cycle(
     workers: int = 4,
     progress: Callable[[JobResult], None] | None = None,
 ) -> CycleSummary:
-    """One ingest cycle: every feed as a job in a thread pool, then the retry job."""
+    """One ingest cycle: the catalog seed (once), every feed as a job in a thread pool, the retry job,
+    then the alerts' delivery."""
+    from chalicelib.settings import settings
+
     now = now_utc()
+    if settings().seed_catalog:
+        seed_catalog(store, now)
     summary = CycleSummary()
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         jobs = {pool.submit(run_feed_job, url, store, options, now): url for url in feeds}
@@ -313,7 +331,16 @@ def run_cycle(
             if progress:
                 progress(result)
     summary.add(run_retry_job(store, options, now))
+    summary.alerts_sent, summary.alerts_failed = deliver_pending_alerts(store)
     return summary
+
+
+def deliver_pending_alerts(store: EventStore) -> tuple[int, int]:
+    """Send the outbox's due alerts through the configured channel; (sent, failed)."""
+    from chalicelib.notify.slack import configured_channel, deliver_alerts
+
+    channel = configured_channel()
+    return deliver_alerts(store, channel, now_utc()) if channel else (0, 0)
 
 
 # Deployed: the hourly planner puts one job per due feed on SQS; workers run one job each -----------

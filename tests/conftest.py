@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Tests never post to a real Slack or write into the work tree: alerts go to a temp file unless a
+# test sets its own channel.
+for _name in ("CHIPTRACKER_SLACK_WEBHOOK_URL", "CHIPTRACKER_SLACK_WEBHOOK_PARAM", "CHIPTRACKER_DB"):
+    os.environ.pop(_name, None)
+os.environ["CHIPTRACKER_ALERTS_FILE"] = str(Path(tempfile.mkdtemp(prefix="chiptracker-tests-")) / "alerts.jsonl")
 SHARED = Path(os.environ.get("CHIPTRACKER_SHARED", ROOT.parent / "shared"))
 
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib.models import EventQuery
-from chalicelib.pipeline import Options, reextract, run_cycle, run_feed_job
+from chalicelib.pipeline import Options, reextract, run_cycle, run_feed_job, seed_catalog
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
 
@@ -19,7 +19,7 @@ LOCAL = Options(allow_private=True)
 ARTICLES = {
     "/news/ascend": page(
         "Huawei ramps up Ascend output",
-        "Huawei's Ascend 910C accelerator is now manufactured by SMIC on its N+2 process, people familiar "
+        "Huawei's Ascend 910C accelerator is now manufactured by a domestic foundry, people familiar "
         "with the matter said on Tuesday.",
         "The chip is used mainly for inference in Huawei's own cloud, while buyers still compare it with "
         "Nvidia's H20.",
@@ -59,10 +59,11 @@ def test_ingest_twice_adds_nothing_the_second_time(site, store):
     first = run_cycle(feeds(site), store, LOCAL, workers=2)
     assert first.feeds == {"ok": 2}
     assert (first.new_articles, first.duplicates, first.failed_articles) == (3, 0, 0)
-    # each headline names a family too: 5 events; first sightings: 5 chips and 2 fabs
-    assert first.new_events == 5 and first.first_sightings == 7
+    # each headline names a family too: 5 events. The catalog seed knows every chip here and the
+    # fabs TSMC for the Hanguang 800: the one first sighting is the 910C made by a domestic foundry
+    assert first.new_events == 5 and first.first_sightings == 1
     events = {(e.family, e.model): e for e in store.query_events(EventQuery(limit=50))[0]}
-    assert (events["ascend", "910C"].fab, events["ascend", "910C"].use) == ("smic", "inference")
+    assert (events["ascend", "910C"].fab, events["ascend", "910C"].use) == ("domestic", "inference")
     assert events["kunlun", "P800"].use == "training" and events["kunlun", "P800"].lang == "zh"
     assert (events["hanguang", "800"].fab, events["hanguang", "800"].use) == ("tsmc", "inference")
     assert events["ascend", "910C"].article.url == site.url("/news/ascend")  # canonical: no utm, no fragment
@@ -75,6 +76,7 @@ def test_ingest_twice_adds_nothing_the_second_time(site, store):
 
 
 def test_two_workers_on_one_feed_store_everything_once(site, store):
+    assert seed_catalog(store) > 20 and seed_catalog(store) == 0  # once per catalog version
     barrier = threading.Barrier(2)
 
     def job(_):
@@ -84,7 +86,7 @@ def test_two_workers_on_one_feed_store_everything_once(site, store):
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(job, range(2)))
     assert sum(r.new_events for r in results) == 4
-    assert sum(r.first_sightings for r in results) == 5
+    assert sum(r.first_sightings for r in results) == 1
     assert len(store.query_events(EventQuery(limit=50))[0]) == 4
     assert store.get_article(site.url("/news/ascend")).status == "ok"
 

@@ -241,3 +241,27 @@ def test_sightings_are_listed_by_kind(store):
     assert [s.key for s in store.list_sightings("chip")] == ["chip|baidu|kunlun|", "chip|huawei|ascend|910C"]
     assert [s.key for s in store.list_sightings("fab")] == ["fab|huawei|ascend|910C|smic"]
     assert store.get_sighting("chip|baidu|kunlun|").event_id == "e"
+
+
+def test_alert_outbox_lease_and_delivery(store):
+    from chalicelib.models import Alert
+
+    event = make_event(1)
+    alert = Alert(key="chip|huawei|ascend|990", kind="new chip", event=event, next_attempt=T0)
+    assert store.claim_sighting(Sighting(key=alert.key, event_id=event.id, first_seen=T0), alert)
+    assert not store.claim_sighting(Sighting(key=alert.key, event_id="other", first_seen=T0), alert)  # one alert
+    store.claim_sighting(Sighting(key="chip|huawei|ascend|", event_id="catalog", first_seen=T0))  # no alert
+    assert store.pending_alerts(T0 - timedelta(seconds=1)) == []  # not due yet
+    assert [a.key for a in store.pending_alerts(T0)] == [alert.key]
+    # two workers: one lease wins until it runs out
+    assert store.lease_alert(alert.key, T0, T0 + timedelta(minutes=5))
+    assert not store.lease_alert(alert.key, T0 + timedelta(minutes=1), T0 + timedelta(minutes=6))
+    due_later = T0 + timedelta(minutes=2)
+    failed = alert.model_copy(update={"attempts": 1, "last_error": "HTTP 500", "next_attempt": due_later})
+    store.update_alert(failed)  # ends the lease, due again later
+    assert store.pending_alerts(T0 + timedelta(minutes=1)) == []
+    assert [a.last_error for a in store.pending_alerts(T0 + timedelta(minutes=2))] == ["HTTP 500"]
+    assert store.lease_alert(alert.key, T0 + timedelta(minutes=2), T0 + timedelta(minutes=7))
+    store.update_alert(failed.model_copy(update={"status": "sent", "attempts": 2, "sent_at": T0}))
+    assert store.pending_alerts(T0 + timedelta(days=1)) == []
+    assert not store.lease_alert(alert.key, T0 + timedelta(days=1), T0 + timedelta(days=2))  # sent: never again

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.models import Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
 
 DEFAULT_DB = "sqlite:///.chiptracker/chiptracker.db"
 
@@ -101,9 +101,23 @@ class EventStore(Protocol):
         """Stats of the articles first stored from `since` up to, not including, `until`."""
         ...
 
-    # first sightings
-    def claim_sighting(self, sighting: Sighting) -> bool:
-        """Record a first sighting; True only for the one writer that recorded it first."""
+    # first sightings and the alert outbox
+    def claim_sighting(self, sighting: Sighting, alert: Alert | None = None) -> bool:
+        """Record a first sighting (with its alert, in the same write); True only for the one
+        writer that recorded it first."""
+        ...
+
+    def pending_alerts(self, now: datetime, limit: int = 50) -> list[Alert]:
+        """Alerts not sent yet whose next attempt is due, oldest first."""
+        ...
+
+    def lease_alert(self, key: str, now: datetime, until: datetime) -> bool:
+        """Take a pending alert for sending until `until`; False if sent, or leased by another
+        worker whose lease has not run out."""
+        ...
+
+    def update_alert(self, alert: Alert) -> None:
+        """Record a delivery attempt (sent, or its error and next attempt); ends the lease."""
         ...
 
     def get_sighting(self, key: str) -> Sighting | None: ...

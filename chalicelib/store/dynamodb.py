@@ -13,7 +13,8 @@ Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so str
 | event            | `EVENT#<id>`                | `EVENT`          | data (StoredEvent JSON), gsi1/2/3, company,    |
 |                  |                             |                  | family, model, fab, use, lang, nvidia          |
 | first sighting   | `SIGHTING#<kind>`           | rest of the key  | event_id, first_seen ("chip|huawei|ascend|910C"|
-|                  |                             |                  | is kind "chip", rest "huawei|ascend|910C")     |
+|                  |                             |                  | is kind "chip", rest "huawei|ascend|910C");    |
+|                  |                             |                  | alert (JSON), lease_until; gsi1 while pending  |
 | article stats    | `STATS#YYYY-MM`             | `<day>#<url_key>`| data (ArticleStats JSON)                       |
 | event months     | `META`                      | `MONTHS`         | months (string set of `YYYY-MM`)               |
 
@@ -23,6 +24,7 @@ Global secondary indexes (all project ALL):
 |-------|-------------------------------|-----------------------------|----------------------------------------|
 | gsi1  | `FAMILY#<family>`             | `<ts(first_seen)>#<id>`     | events of a chip family, by time       |
 | gsi1  | `RETRY`                       | `<ts(next_attempt)>#<key>`  | failed articles by due time (sparse)   |
+| gsi1  | `ALERT`                       | `<ts(next_attempt)>#<key>`  | pending alerts by due time (sparse)    |
 | gsi2  | `MONTH#YYYY-MM`               | `<ts(first_seen)>#<id>`     | events of a month, by time             |
 | gsi3  | `ARTICLE#<url_key>`           | `EVENT#<id>`                | events of an article                   |
 | gsi4  | `CHIP#<chip_key>`             | `<ts(first_seen)>#<id>`     | events claiming a fab or a use (sparse)|
@@ -45,7 +47,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.models import Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
 from chalicelib.store import (
     StoreError,
     chip_key,
@@ -373,11 +375,48 @@ class DynamoDBStore:
             month = (month + timedelta(days=32)).replace(day=1)
 
     # first sightings --------------------------------------------------------------------------
-    def claim_sighting(self, sighting: Sighting) -> bool:
+    def claim_sighting(self, sighting: Sighting, alert: Alert | None = None) -> bool:
         kind, rest = _sighting_key(sighting.key)
         return self._put_new(_item(
             pk=f"SIGHTING#{kind}", sk=rest, event_id=sighting.event_id, first_seen=timestamp(sighting.first_seen),
+            **_alert_attributes(alert),
         ))
+
+    def pending_alerts(self, now: datetime, limit: int = 50) -> list[Alert]:
+        items = self._query(
+            IndexName="gsi1", KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :due",
+            ExpressionAttributeValues=_values(pk="ALERT", due=f"{timestamp(now)}$"),
+        )
+        return [Alert.model_validate_json(item["alert"]["S"]) for item in itertools.islice(items, limit)]
+
+    def lease_alert(self, key: str, now: datetime, until: datetime) -> bool:
+        kind, rest = _sighting_key(key)
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=_item(pk=f"SIGHTING#{kind}", sk=rest),
+                UpdateExpression="SET lease_until = :until",
+                ConditionExpression=(
+                    "attribute_exists(gsi1pk) AND (attribute_not_exists(lease_until) OR lease_until <= :now)"
+                ),
+                ExpressionAttributeValues=_values(until=timestamp(until), now=timestamp(now)),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def update_alert(self, alert: Alert) -> None:
+        kind, rest = _sighting_key(alert.key)
+        attributes = _alert_attributes(alert)
+        removed = ["lease_until"] + [name for name in ("gsi1pk", "gsi1sk") if name not in attributes]
+        self.client.update_item(
+            TableName=self.table, Key=_item(pk=f"SIGHTING#{kind}", sk=rest),
+            UpdateExpression=(
+                "SET " + ", ".join(f"{name} = :{name}" for name in attributes) + " REMOVE " + ", ".join(removed)
+            ),
+            ExpressionAttributeValues=_values(**attributes),
+        )
 
     def get_sighting(self, key: str) -> Sighting | None:
         kind, rest = _sighting_key(key)
@@ -414,6 +453,16 @@ class DynamoDBStore:
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _alert_attributes(alert: Alert | None) -> dict[str, str]:
+    """The alert on its sighting item; while pending, also in gsi1 (ALERT, by due time)."""
+    if alert is None:
+        return {}
+    attributes = {"alert": alert.model_dump_json()}
+    if alert.status == "pending":
+        attributes |= {"gsi1pk": "ALERT", "gsi1sk": f"{timestamp(alert.next_attempt)}#{alert.key}"}
+    return attributes
 
 
 def _sighting_key(key: str) -> tuple[str, str]:

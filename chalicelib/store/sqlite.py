@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-from chalicelib.models import Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
+from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
 from chalicelib.store import (
     chip_key,
     compress_text,
@@ -41,7 +41,10 @@ CREATE INDEX IF NOT EXISTS events_article ON events (article_url);
 CREATE INDEX IF NOT EXISTS events_chip_claims ON events (chip, claims, first_seen, id);
 CREATE TABLE IF NOT EXISTS article_stats (day TEXT NOT NULL, url TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (day, url));
-CREATE TABLE IF NOT EXISTS sightings (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, first_seen TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sightings (
+    key TEXT PRIMARY KEY, event_id TEXT NOT NULL, first_seen TEXT NOT NULL,
+    alert TEXT, alert_due TEXT, lease_until TEXT);
+CREATE INDEX IF NOT EXISTS sightings_alerts_due ON sightings (alert_due) WHERE alert_due IS NOT NULL;
 """
 
 
@@ -55,6 +58,7 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         with self._db() as db:
+            _add_missing_columns(db)
             db.executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
@@ -245,13 +249,33 @@ class SQLiteStore:
         for row in cursor:
             yield ArticleStats.model_validate_json(row[0])
 
-    # first sightings --------------------------------------------------------------------------
-    def claim_sighting(self, sighting: Sighting) -> bool:
+    # first sightings and the alert outbox ----------------------------------------------------
+    def claim_sighting(self, sighting: Sighting, alert: Alert | None = None) -> bool:
         return bool(
             self._db().execute(
-                "INSERT OR IGNORE INTO sightings (key, event_id, first_seen) VALUES (?, ?, ?)",
-                (sighting.key, sighting.event_id, timestamp(sighting.first_seen)),
+                "INSERT OR IGNORE INTO sightings (key, event_id, first_seen, alert, alert_due) VALUES (?, ?, ?, ?, ?)",
+                (sighting.key, sighting.event_id, timestamp(sighting.first_seen), *_alert_columns(alert)),
             ).rowcount
+        )
+
+    def pending_alerts(self, now: datetime, limit: int = 50) -> list[Alert]:
+        rows = self._db().execute(
+            "SELECT alert FROM sightings WHERE alert_due IS NOT NULL AND alert_due <= ? ORDER BY alert_due LIMIT ?",
+            (timestamp(now), limit),
+        ).fetchall()
+        return [Alert.model_validate_json(r[0]) for r in rows]
+
+    def lease_alert(self, key: str, now: datetime, until: datetime) -> bool:
+        return bool(self._db().execute(
+            "UPDATE sightings SET lease_until = ? WHERE key = ? AND alert_due IS NOT NULL "
+            "AND (lease_until IS NULL OR lease_until <= ?)",
+            (timestamp(until), key, timestamp(now)),
+        ).rowcount)
+
+    def update_alert(self, alert: Alert) -> None:
+        self._db().execute(
+            "UPDATE sightings SET alert = ?, alert_due = ?, lease_until = NULL WHERE key = ?",
+            (*_alert_columns(alert), alert.key),
         )
 
     def get_sighting(self, key: str) -> Sighting | None:
@@ -272,6 +296,34 @@ def _article(row: tuple) -> Article:
     return article
 
 
+# Columns added since the first release of the schema: a file made before gets them on opening.
+_ADDED_COLUMNS = {
+    "events": {
+        "chip": "TEXT NOT NULL DEFAULT ''",
+        "claims": "INTEGER NOT NULL DEFAULT 0",
+    },
+    "sightings": {"alert": "TEXT", "alert_due": "TEXT", "lease_until": "TEXT"},
+}
+# and how to fill them in from what those rows already hold
+_BACKFILL = [
+    "UPDATE events SET chip = company || '|' || family || '|' || coalesce(json_extract(data, '$.model'), ''), "
+    "claims = (json_extract(data, '$.fab') IS NOT NULL OR json_extract(data, '$.use') IS NOT NULL) WHERE chip = ''",
+]
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not present:
+            continue  # a new file: the schema creates the table whole
+        for column, kind in columns.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+        for statement in _BACKFILL:
+            db.execute(statement)
+
+
 _EVENT_COLUMNS = "(id, article_url, first_seen, company, family, data, chip, claims)"
 
 
@@ -281,6 +333,13 @@ def _event_row(event: StoredEvent) -> tuple:
         json.dumps(event.model_dump(mode="json"), ensure_ascii=False),
         chip_key(event.company, event.family, event.model), int(bool(event.fab or event.use)),
     )
+
+
+def _alert_columns(alert: Alert | None) -> tuple[str | None, str | None]:
+    """The alert as JSON, and when it is due (NULL once sent: the index holds pending alerts only)."""
+    if alert is None:
+        return None, None
+    return alert.model_dump_json(), timestamp(alert.next_attempt) if alert.status == "pending" else None
 
 
 def _sighting(row: tuple) -> Sighting:

@@ -1,0 +1,174 @@
+"""Slack alerts for first sightings: a new chip, or a new fab for a chip.
+
+Alerts wait in the store's outbox (written with the first sighting, so exactly one exists per
+sighting). `deliver_alerts` leases each due alert, posts it, and marks it sent only when Slack
+answers 200; a 429, a 5xx, a timeout or a refused connection leaves it pending with a later
+attempt, so nothing is lost and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+from chalicelib.models import Alert, Sighting, StoredEvent
+from chalicelib.store import EventStore, chip_key
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)  # how long a worker holds an alert while posting it
+RETRY_BASE = timedelta(minutes=2)
+RETRY_MAX = timedelta(hours=6)
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AlertChannel(Protocol):
+    def send(self, payload: dict) -> None:
+        """Deliver one message; raise DeliveryError if it was not accepted."""
+        ...
+
+
+# The message ---------------------------------------------------------------------------------------
+
+def escape(text: str) -> str:
+    """Slack's three control characters: `<!channel>`, `<@U123>` and links in article text stay text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    """<url|label>, with the URL unable to close the link early and the label escaped."""
+    safe_url = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
+    return f"<{safe_url.replace('|', '%7C').replace('>', '%3E')}|{escape(label) or 'source'}>"
+
+
+def alert_message(alert: Alert) -> dict:
+    """The Block Kit message of an alert."""
+    e = alert.event
+    chip = " ".join(x for x in (e.family.capitalize(), e.model) if x)
+    company = e.company.capitalize()
+    if alert.kind == "new chip":
+        headline = f"New chip: {company} {chip}"
+    else:
+        headline = f"New foundry for {company} {chip}: {(e.fab or '?').upper()}"
+    fields = [("Company", company), ("Chip", chip + ("" if e.model_in_catalog else " (not in the catalog)")),
+              ("Fab", (e.fab or "not said").upper()), ("Previous fab", (e.previous_fab or "not said").upper()),
+              ("Use", e.use or "not said"), ("Nvidia named", ", ".join(e.nvidia_models) or "none")]
+    evidence = "\n".join(f"> {escape(ev.text)}" for ev in e.evidence[:2])
+    source = f"{_link(e.article.url, e.article.title or e.article.url)} · first seen {e.first_seen:%Y-%m-%d %H:%M} UTC"
+    return {
+        "text": escape(headline),  # the notification's text, where mrkdwn (and so mentions) would apply
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{escape(value)}"}
+                                           for name, value in fields]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": evidence[:2900] or "_no evidence sentence_"}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": source}]},
+        ],
+    }
+
+
+# Channels ----------------------------------------------------------------------------------------
+
+class SlackWebhook:
+    """An incoming webhook. The URL is operator configuration: loopback is allowed (tests, proxies)."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        import urllib3
+
+        self.url = url
+        self._http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=timeout), retries=False)
+
+    def send(self, payload: dict) -> None:
+        import urllib3
+
+        try:
+            response = self._http.request("POST", self.url, body=json.dumps(payload).encode(),
+                                          headers={"Content-Type": "application/json"})
+        except urllib3.exceptions.HTTPError as exc:
+            raise DeliveryError(f"webhook unreachable: {exc}") from None
+        if response.status != 200:  # Slack answers 200 "ok"; anything else was not posted
+            retry_after = response.headers.get("Retry-After")
+            raise DeliveryError(
+                f"webhook answered HTTP {response.status}: {response.data[:200].decode('utf-8', 'replace')}",
+                float(retry_after) if retry_after and retry_after.isdigit() else None,
+            )
+
+
+class FileSink:
+    """Locally, without a webhook: each alert as a JSON line in a file (the operator can read it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def send(self, payload: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+def configured_channel() -> AlertChannel | None:
+    """The webhook from CHIPTRACKER_SLACK_WEBHOOK_URL, or from the SSM parameter named by
+    CHIPTRACKER_SLACK_WEBHOOK_PARAM; locally, else the alerts file; deployed, else none (alerts wait)."""
+    from chalicelib.settings import settings
+
+    config = settings()
+    if config.slack_webhook_url:
+        return SlackWebhook(config.slack_webhook_url)
+    if config.slack_webhook_param:
+        import boto3
+
+        parameter = boto3.client("ssm").get_parameter(Name=config.slack_webhook_param, WithDecryption=True)
+        return SlackWebhook(parameter["Parameter"]["Value"])
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        log.warning("no Slack webhook configured: alerts stay pending")
+        return None
+    return FileSink(config.alerts_file)
+
+
+# The outbox ------------------------------------------------------------------------------------------
+
+def new_alerts(events: Iterable[StoredEvent], now: datetime) -> list[tuple[Sighting, Alert]]:
+    """The first sightings an event may be (a chip, a fab for a chip), each with its alert."""
+    found = []
+    for event in events:
+        chip = chip_key(event.company, event.family, event.model)
+        keys = [(f"chip|{chip}", "new chip")] + ([(f"fab|{chip}|{event.fab}", "new fab")] if event.fab else [])
+        for key, kind in keys:
+            sighting = Sighting(key=key, event_id=event.id, first_seen=now)
+            found.append((sighting, Alert(key=key, kind=kind, event=event, next_attempt=now)))
+    return found
+
+
+def deliver_alerts(store: EventStore, channel: AlertChannel, now: datetime) -> tuple[int, int]:
+    """Send the due alerts; return (sent, failed). Safe to run from several workers at once."""
+    sent = failed = 0
+    for alert in store.pending_alerts(now):
+        if not store.lease_alert(alert.key, now, now + LEASE):
+            continue  # another worker has it
+        attempts = alert.attempts + 1
+        try:
+            channel.send(alert_message(alert))
+        except DeliveryError as exc:
+            wait = min(RETRY_BASE * 2 ** (attempts - 1), RETRY_MAX)
+            if exc.retry_after:
+                wait = max(wait, timedelta(seconds=exc.retry_after))
+            store.update_alert(alert.model_copy(update={
+                "attempts": attempts, "last_error": str(exc)[:300], "next_attempt": now + wait}))
+            log.warning("alert %s not delivered (attempt %d): %s", alert.key, attempts, exc)
+            failed += 1
+        else:
+            store.update_alert(alert.model_copy(update={
+                "status": "sent", "attempts": attempts, "sent_at": now, "last_error": None}))
+            sent += 1
+    return sent, failed
