@@ -106,3 +106,11 @@ def run_feed_jobs(event) -> None:
     from chalicelib.lambdas import run_feed_jobs as run
 
     run(record.body for record in event)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def send_daily_digest(event) -> str:
+    """Hourly check; the digest goes out once a day, after the configured hour in the configured zone."""
+    from chalicelib.lambdas import send_daily_digest as send
+
+    return send()

@@ -1,4 +1,4 @@
-"""The command line: `python -m chalicelib extract | ingest | events | feeds | reextract | serve | demo`."""
+"""The command line: extract, ingest, events, feeds, reextract, alerts, digest, serve, demo."""
 
 from __future__ import annotations
 
@@ -189,6 +189,35 @@ def serve_api(db: str | None, port: int, announce: bool = False):
     return server
 
 
+def _cmd_digest(args: argparse.Namespace) -> int:
+    from chalicelib.notify.digest import build_digest, render_html, render_text, send_digest
+
+    store = _open(args)
+    try:
+        if args.send:
+            print(send_digest(store, args.date, force=args.force))
+        elif args.out:
+            Path(args.out).write_text(render_html(build_digest(store, args.date)), encoding="utf-8")
+            print(f"wrote {args.out}")
+        else:
+            print(render_text(build_digest(store, args.date)))
+    finally:
+        store.close()
+    return 0
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from chalicelib.pipeline import deliver_pending_alerts
+
+    store = _open(args)
+    try:
+        sent, failed = deliver_pending_alerts(store)
+    finally:
+        store.close()
+    print(f"alerts: {sent} sent, {failed} failed (failed ones stay pending and are tried again later)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from chalicelib.demo import sample_site
 
@@ -257,6 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8000, help="the API's port (default 8000)")
     demo.set_defaults(run=_cmd_demo)
 
+    digest = with_db(commands.add_parser("digest", help="preview or send the daily digest of a date"))
+    digest.add_argument("--date", type=_date, required=True, help="YYYY-MM-DD (UTC)")
+    where = digest.add_mutually_exclusive_group()
+    where.add_argument("--out", help="write the HTML digest to this file")
+    where.add_argument("--send", action="store_true", help="send it (SMTP or SES, see the README)")
+    digest.add_argument("--force", action="store_true", help="with --send: send even if sent before")
+    digest.set_defaults(run=_cmd_digest)
+
+    alerts = with_db(commands.add_parser("alerts", help="send the Slack alerts waiting in the outbox"))
+    alerts.set_defaults(run=_cmd_alerts)
+
     serve = with_db(commands.add_parser("serve", help="serve the JSON API on 127.0.0.1"))
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port")
     serve.set_defaults(run=_cmd_serve)
@@ -272,12 +312,22 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except Exception as exc:
         from chalicelib.feeds import FeedError
+        from chalicelib.settings import SettingsError
         from chalicelib.store import BadCursor, StoreError
 
-        if isinstance(exc, (FeedError, StoreError, BadCursor, OSError, ValidationError)):
+        if isinstance(exc, (FeedError, StoreError, BadCursor, OSError, ValidationError, SettingsError)):
             print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
 def _datetime(value: str):

@@ -62,3 +62,17 @@ def run_feed_jobs(bodies: Iterable[str], options: Options | None = None) -> list
     if sent or failed:
         log.info("alerts: %d sent, %d failed", sent, failed)
     return results
+
+
+def send_daily_digest() -> str:
+    """Hourly: once CHIPTRACKER_DIGEST_HOUR has passed in CHIPTRACKER_DIGEST_TZ, send yesterday's
+    digest (each date once; the store records it)."""
+    from datetime import UTC, datetime
+
+    from chalicelib.notify.digest import due_day, send_digest
+    from chalicelib.settings import settings
+
+    config = settings()
+    outcome = send_digest(_store(), due_day(datetime.now(UTC), config.digest_hour, config.digest_tz))
+    log.info(outcome)
+    return outcome

@@ -1,0 +1,82 @@
+"""The Nvidia-dependence signal: per period, articles naming Nvidia products next to articles
+naming domestic Chinese AI chips. Shared by the API (/dependence) and the daily digest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from chalicelib.catalog import load_catalog
+from chalicelib.models import ArticleStats, DependencePeriod
+from chalicelib.store import EventStore
+
+DEFINITION = (
+    "Per period (ISO week from Monday, or calendar month, UTC), over the articles the tracker stored in "
+    "it (first fetch date; duplicates left out): nvidia_articles name at least one Nvidia product (H20, "
+    "H100, Blackwell …); domestic_articles name at least one tracked Chinese AI chip (Ascend, Kunlun, "
+    "Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao); both_articles name both. domestic_share = "
+    "domestic_articles / (domestic_articles + nvidia_articles), null when both are 0: of the articles "
+    "naming an AI chip of either side, the share naming a domestic one (an article naming both counts "
+    "on both sides). domestic_events_by_company and domestic_events_by_use count chip mentions (one per "
+    "article and chip); use 'unknown' when the article does not say. nvidia_models counts articles "
+    "naming each Nvidia product."
+)
+
+
+def empty_period(name: str, start: date, end: date) -> DependencePeriod:
+    return DependencePeriod(period=name, start=start, end=end, articles=0, nvidia_articles=0,
+                            domestic_articles=0, both_articles=0)
+
+
+def tally(periods: dict[date, DependencePeriod], stats: Iterable[ArticleStats], period_of) -> None:
+    """Count each article into the period `period_of(day)` names (a key of `periods`), then the shares."""
+    reported = {f.id for f in load_catalog().families if f.report}
+    for article in stats:
+        period = periods[period_of(article.day)]
+        chips = [c for c in article.chips if c.family in reported]
+        period.articles += 1
+        period.nvidia_articles += bool(article.nvidia_models)
+        period.domestic_articles += bool(chips)
+        period.both_articles += bool(article.nvidia_models and chips)
+        for chip in chips:
+            _count(period.domestic_events_by_company, chip.company)
+            _count(period.domestic_events_by_use, chip.use or "unknown")
+        for model in set(article.nvidia_models):
+            _count(period.nvidia_models, model)
+    for period in periods.values():
+        sides = period.domestic_articles + period.nvidia_articles
+        period.domestic_share = round(period.domestic_articles / sides, 4) if sides else None
+        period.nvidia_models = dict(Counter(period.nvidia_models).most_common())
+
+
+def figures(store: EventStore, start: date, end: date, name: str) -> DependencePeriod:
+    """The signal over one stretch of days, [start, end)."""
+    period = empty_period(name, start, end)
+    tally({start: period}, store.article_stats(start, end), lambda _day: start)
+    return period
+
+
+def _count(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+def period_start(day: date, by: str) -> date:
+    return day - timedelta(days=day.weekday()) if by == "week" else day.replace(day=1)
+
+
+def next_period(start: date, by: str) -> date:
+    return start + timedelta(weeks=1) if by == "week" else (start + timedelta(days=32)).replace(day=1)
+
+
+def months_back(start: date, months: int) -> date:
+    for _ in range(months):
+        start = (start - timedelta(days=1)).replace(day=1)
+    return start
+
+
+def period_name(start: date, by: str) -> str:
+    if by == "month":
+        return start.strftime("%Y-%m")
+    year, week, _ = start.isocalendar()
+    return f"{year}-W{week:02d}"

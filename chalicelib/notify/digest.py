@@ -1,0 +1,136 @@
+"""The daily digest: what the tracker first saw on a day, as HTML and plain text.
+
+New chips and new foundries at the top, then every event of the day per company and chip with
+its fab, use, evidence and link, and the day's Nvidia-dependence figures next to the week
+before. Each date is sent once (recorded in the store); `force` sends it again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+from chalicelib.dependence import figures
+from chalicelib.models import DependencePeriod, EventQuery, Sighting, StoredEvent
+from chalicelib.store import EventStore
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+class ChipGroup(BaseModel):
+    company: str
+    family: str
+    model: str | None
+    events: list[StoredEvent]
+
+
+class DigestDay(BaseModel):
+    day: date
+    events: int
+    new_chips: list[StoredEvent]
+    new_fabs: list[StoredEvent]
+    groups: list[ChipGroup]  # per company, then chip
+    today: DependencePeriod
+    week_before: DependencePeriod  # the seven days before `day`
+
+
+def build_digest(store: EventStore, day: date) -> DigestDay:
+    """Everything first seen on `day` (UTC)."""
+    start = datetime.combine(day, time(), UTC)
+    events: list[StoredEvent] = []
+    query, cursor = EventQuery(since=start, until=start + timedelta(days=1), limit=200), None
+    while True:
+        page, cursor = store.query_events(query, cursor)
+        events += page
+        if cursor is None:
+            break
+    firsts = {kind: _first_on(store, kind, day) for kind in ("chip", "fab")}
+    groups: dict[tuple, list[StoredEvent]] = {}
+    for event in sorted(events, key=lambda e: (e.company, e.family, e.model or "", e.first_seen)):
+        groups.setdefault((event.company, event.family, event.model), []).append(event)
+    return DigestDay(
+        day=day, events=len(events), new_chips=firsts["chip"], new_fabs=firsts["fab"],
+        groups=[ChipGroup(company=c, family=f, model=m, events=evs) for (c, f, m), evs in groups.items()],
+        today=figures(store, day, day + timedelta(days=1), day.isoformat()),
+        week_before=figures(store, day - timedelta(days=7), day, f"{day - timedelta(days=7)} to {day}"),
+    )
+
+
+def _first_on(store: EventStore, kind: str, day: date) -> list[StoredEvent]:
+    """The events that were the first sighting of a chip (or a fab) on `day`; the catalog seed is not news."""
+    sightings = [s for s in store.list_sightings(kind) if s.first_seen.astimezone(UTC).date() == day]
+    found = (store.get_event(s.event_id) for s in sightings if s.event_id != "catalog")
+    return [event for event in found if event is not None]
+
+
+@cache
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+
+
+def render_html(digest: DigestDay) -> str:
+    return _environment().get_template("digest.html").render(d=digest)
+
+
+def render_text(digest: DigestDay) -> str:
+    return _environment().get_template("digest.txt").render(d=digest)
+
+
+def subject(digest: DigestDay) -> str:
+    news = len(digest.new_chips) + len(digest.new_fabs)
+    headline = f"{news} new chip or foundry sighting{'s' if news != 1 else ''}, " if news else ""
+    return f"chiptracker {digest.day}: {headline}{digest.events} event{'s' if digest.events != 1 else ''}"
+
+
+def message(digest: DigestDay, sender: str, recipients: list[str]) -> EmailMessage:
+    """One multipart/alternative message: the plain text, then the HTML."""
+    mail = EmailMessage()
+    mail["Subject"] = subject(digest)
+    mail["From"] = sender
+    mail["To"] = ", ".join(recipients)
+    mail.set_content(render_text(digest))
+    mail.add_alternative(render_html(digest), subtype="html")
+    return mail
+
+
+# When and whether to send -------------------------------------------------------------------------------
+
+def due_day(now: datetime, hour: int, zone: str) -> date:
+    """The day whose digest is due at `now`: yesterday (in `zone`) once `hour` has passed there."""
+    local = now.astimezone(ZoneInfo(zone))
+    return local.date() - timedelta(days=1 if local.hour >= hour else 2)
+
+
+def sent_marker(day: date) -> str:
+    return f"digest|{day.isoformat()}"
+
+
+def send_digest(store: EventStore, day: date, *, force: bool = False, now: datetime | None = None) -> str:
+    """Send the digest of `day` by mail (settings: recipients, sender, SMTP or SES) unless it went
+    out already; returns what happened, in words."""
+    from chalicelib.notify.mail import send_mail
+    from chalicelib.settings import SettingsError, settings
+
+    config = settings()
+    if not force and store.get_sighting(sent_marker(day)):
+        return f"the digest of {day} was sent already (use --force to send it again)"
+    if not config.digest_to or not config.digest_from:
+        raise SettingsError("the digest needs CHIPTRACKER_DIGEST_TO and CHIPTRACKER_DIGEST_FROM")
+    digest = build_digest(store, day)
+    if digest.events == 0 and config.digest_empty == "skip":
+        outcome = f"no events on {day}: skipped"
+    else:
+        send_mail(message(digest, config.digest_from, config.digest_to), config)
+        outcome = f"sent the digest of {day} ({digest.events} events) to {len(config.digest_to)} recipient(s)"
+    store.claim_sighting(Sighting(key=sent_marker(day), event_id="digest", first_seen=now or datetime.now(UTC)))
+    return outcome
