@@ -42,7 +42,8 @@ DEFAULT_LIMITS = Limits()
 
 class FetchError(Exception):
     """A fetch that did not give a usable response. `kind` is one of: invalid_url, blocked,
-    timeout, too_large, redirects, connection, http, not_html."""
+    timeout, too_large, redirects, connection, http, not_html (and internal, for a page the
+    pipeline itself failed on)."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)

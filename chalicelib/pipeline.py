@@ -121,9 +121,25 @@ def run_feed_job(url: str, store: EventStore, options: Options = Options(), now:
         return JobResult(url, "parked" if failed.parked else "failed", error=failed.last_status)
     result = JobResult(url, fetched.status)
     for entry in fetched.entries:
-        _count(result, ingest_entry(entry, store, options, now))
+        try:
+            outcome = ingest_entry(entry, store, options, now)
+        except Exception as exc:  # a bug on one page: record it for the retry job, go on with the feed
+            log.exception("page failed: %s", entry.url)
+            outcome = _record_crash(entry, exc, store, now), 0, 0
+        _count(result, outcome)
     store.put_feed(after_success(state, fetched, now))  # the ETag only once its entries are stored
     return result
+
+
+def _record_crash(entry: FeedEntry, error: Exception, store: EventStore, now: datetime) -> str:
+    """An unexpected error on a page: kept as a failed article, so the retry job tries it again."""
+    known = store.get_article(entry.url)
+    attempts = known.attempts + 1 if known else 1
+    article = Article(
+        url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
+        published=entry.published, fetched_at=now, status="ok", attempts=attempts,
+    )
+    return _record_failure(article, FetchError("internal", f"{type(error).__name__}: {error}"), store, now)
 
 
 def ingest_entry(entry: FeedEntry, store: EventStore, options: Options, now: datetime) -> tuple[str, int, int]:

@@ -210,3 +210,25 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
     finally:
         lambdas._store.cache_clear()
         lambdas._sqs.cache_clear()
+
+
+def test_a_crash_on_one_page_is_recorded_and_retried(site, store, monkeypatch):
+    from datetime import timedelta
+
+    from chalicelib import pipeline
+
+    real = pipeline.process_page
+
+    def broken(entry, *args, **kwargs):
+        if entry.url.endswith("/news/kunlun"):
+            raise RuntimeError("a bug")
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "process_page", broken)
+    result = run_feed_job(site.url("/feed-a.xml"), store, LOCAL)
+    assert (result.status, result.new_articles, result.failed_articles) == ("ok", 1, 1)
+    failed = store.get_article(site.url("/news/kunlun"))
+    assert failed.status == "failed" and failed.error == "internal: RuntimeError: a bug"
+    monkeypatch.setattr(pipeline, "process_page", real)
+    retried = pipeline.run_retry_job(store, LOCAL, now=failed.next_attempt + timedelta(seconds=1))
+    assert retried.new_articles == 1 and store.get_article(site.url("/news/kunlun")).status == "ok"
