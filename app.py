@@ -44,7 +44,8 @@ def get_route(path: str, key_required: bool = True):
             return _reply(view(**path_params))
 
         only_get.__name__ = view.__name__
-        return app.route(path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"], cors=CORS,
+        # any Content-Type: a GET has no body to read, and a POST of a form must get the 405, not Chalice's 415
+        return app.route(path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"], cors=CORS, content_types=["*/*"],
                          api_key_required=key_required)(only_get)
 
     return register

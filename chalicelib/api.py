@@ -18,7 +18,6 @@ import os
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +26,15 @@ from pydantic import BaseModel
 
 from chalicelib import __version__
 from chalicelib.catalog import load_catalog
+from chalicelib.dependence import (
+    DEFINITION,
+    empty_period,
+    months_back,
+    next_period,
+    period_name,
+    period_start,
+    tally,
+)
 from chalicelib.models import (
     ChipsResponse,
     ChipSummary,
@@ -140,17 +148,26 @@ def _choice(name: str, value: str, choices: list[str]) -> str:
     return value.lower()
 
 
+# Moments outside these bounds are refused: near year 1 or 9999, converting to UTC or stepping a
+# period overflows.
+_EARLIEST, _LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _moment(name: str, value: str) -> datetime:
-    """An ISO date (midnight UTC) or datetime (UTC when it has no zone)."""
+    """An ISO date (midnight UTC) or datetime (UTC when it has no zone), in UTC."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError(400, f"{name} must be an ISO date or datetime (2026-11-26, 2026-11-26T08:00Z)", name) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not _EARLIEST <= moment < _LATEST:
+        raise ApiError(400, f"{name} must be from the year {_EARLIEST.year} to {_LATEST.year - 1}", name)
+    return moment
 
 
 def _limit(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 200:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses, and 5,000 digits, which it won't read
+    if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= 200:
         raise ApiError(400, f"limit must be a whole number from 1 to 200; got {value[:20]!r}", "limit")
     return int(value)
 
@@ -207,7 +224,7 @@ def events_atom(params: Params | None, headers: dict[str, str], self_url: str) -
 def get_event(event_id: str) -> ApiResponse:
     event = get_store().get_event(event_id) if _EVENT_ID.fullmatch(event_id or "") else None
     if event is None:
-        raise ApiError(404, f"no event with id {event_id[:40]!r}")
+        raise ApiError(404, f"no event with id {event_id[:40]!r}", "event_id")
     return _json(event)
 
 
@@ -231,8 +248,12 @@ def list_chips(params: Params | None) -> ApiResponse:
         key = chip_key(company, family_id, model or None)
         summary = chips.setdefault(key, ChipSummary(
             company=company, family=family_id, model=model or None, in_catalog=False))
-        summary.first_seen = sighting.first_seen
-        _add_claims(summary, store.chip_claims(company, family_id, model or None, CLAIMS_READ_PER_CHIP))
+        claims = store.chip_claims(company, family_id, model or None, CLAIMS_READ_PER_CHIP)
+        _add_claims(summary, claims)
+        if sighting.event_id != "catalog":
+            summary.first_seen = sighting.first_seen
+        elif claims:  # the catalog's seed (pipeline.seed_catalog) is no sighting: the oldest claim read is
+            summary.first_seen = min(e.first_seen for e in claims)
     selected = [
         c for c in chips.values()
         if wanted.get("company", c.company) == c.company and wanted.get("family", c.family) == c.family
@@ -263,27 +284,14 @@ def _add_claims(summary: ChipSummary, claims: list[StoredEvent]) -> None:
     ]
 
 
-DEPENDENCE_DEFINITION = (
-    "Per period (ISO week from Monday, or calendar month, UTC), over the articles the tracker stored in "
-    "it (first fetch date; duplicates left out): nvidia_articles name at least one Nvidia product (H20, "
-    "H100, Blackwell …); domestic_articles name at least one tracked Chinese AI chip (Ascend, Kunlun, "
-    "Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao); both_articles name both. domestic_share = "
-    "domestic_articles / (domestic_articles + nvidia_articles), null when both are 0: of the articles "
-    "naming an AI chip of either side, the share naming a domestic one (an article naming both counts "
-    "on both sides). domestic_events_by_company and domestic_events_by_use count chip mentions (one per "
-    "article and chip); use 'unknown' when the article does not say. nvidia_models counts articles "
-    "naming each Nvidia product."
-)
-
-
 def dependence(params: Params | None) -> ApiResponse:
     values = _single(params, ("by", "since", "until"))
     by = _choice("by", values.get("by", "week"), ["week", "month"])
     today = datetime.now(UTC).date()
-    until = _period_start(_moment("until", values["until"]).date(), by) if "until" in values else None
-    until = until or _next_period(_period_start(today, by), by)
-    since = _period_start(_moment("since", values["since"]).date(), by) if "since" in values else None
-    since = since or (until - timedelta(weeks=12) if by == "week" else _months_back(until, 6))
+    until = period_start(_moment("until", values["until"]).date(), by) if "until" in values else None
+    until = until or next_period(period_start(today, by), by)
+    since = period_start(_moment("since", values["since"]).date(), by) if "since" in values else None
+    since = since or (until - timedelta(weeks=12) if by == "week" else months_back(until, 6))
     if since >= until:
         raise ApiError(400, "since must be before until", "since")
     if until - since > MAX_RANGE:
@@ -291,54 +299,11 @@ def dependence(params: Params | None) -> ApiResponse:
     periods: dict[date, DependencePeriod] = {}
     start = since
     while start < until:
-        end = _next_period(start, by)
-        periods[start] = DependencePeriod(period=_period_name(start, by), start=start, end=end, articles=0,
-                                          nvidia_articles=0, domestic_articles=0, both_articles=0)
-        start = end
-    reported = {f.id for f in load_catalog().families if f.report}
-    for stats in get_store().article_stats(since, until):
-        period = periods[_period_start(stats.day, by)]
-        chips = [c for c in stats.chips if c.family in reported]
-        period.articles += 1
-        period.nvidia_articles += bool(stats.nvidia_models)
-        period.domestic_articles += bool(chips)
-        period.both_articles += bool(stats.nvidia_models and chips)
-        for chip in chips:
-            _count(period.domestic_events_by_company, chip.company)
-            _count(period.domestic_events_by_use, chip.use or "unknown")
-        for model in set(stats.nvidia_models):
-            _count(period.nvidia_models, model)
-    for period in periods.values():
-        sides = period.domestic_articles + period.nvidia_articles
-        period.domestic_share = round(period.domestic_articles / sides, 4) if sides else None
-        period.nvidia_models = dict(Counter(period.nvidia_models).most_common())
-    return _json(DependenceResponse(by=by, since=since, until=until, definition=DEPENDENCE_DEFINITION,
+        periods[start] = empty_period(period_name(start, by), start, next_period(start, by))
+        start = periods[start].end
+    tally(periods, get_store().article_stats(since, until), lambda day: period_start(day, by))
+    return _json(DependenceResponse(by=by, since=since, until=until, definition=DEFINITION,
                                     periods=list(periods.values())))
-
-
-def _count(counter: dict[str, int], key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
-def _period_start(day: date, by: str) -> date:
-    return day - timedelta(days=day.weekday()) if by == "week" else day.replace(day=1)
-
-
-def _next_period(start: date, by: str) -> date:
-    return start + timedelta(weeks=1) if by == "week" else (start + timedelta(days=32)).replace(day=1)
-
-
-def _months_back(start: date, months: int) -> date:
-    for _ in range(months):
-        start = (start - timedelta(days=1)).replace(day=1)
-    return start
-
-
-def _period_name(start: date, by: str) -> str:
-    if by == "month":
-        return start.strftime("%Y-%m")
-    year, week, _ = start.isocalendar()
-    return f"{year}-W{week:02d}"
 
 
 def list_feeds(params: Params | None) -> ApiResponse:
@@ -460,7 +425,7 @@ def openapi_document() -> dict:
         }},
         "/dependence": {"get": {
             "summary": "The Nvidia-dependence signal per week or month", "operationId": "dependence",
-            "description": DEPENDENCE_DEFINITION, "security": secured,
+            "description": DEFINITION, "security": secured,
             "parameters": [param("by", enum(["week", "month"]), "period"),
                            param("since", moment, "from (start of its period)"),
                            param("until", moment, "up to (start of its period), exclusive")],

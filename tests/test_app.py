@@ -36,7 +36,8 @@ def test_worker_has_the_memory_and_time_it_needs():
 def test_schedule_and_queue_handlers_are_wired():
     from chalice.app import ScheduledEventConfig, SQSEventConfig
 
-    sources = {type(source): source for source in app.event_sources}
-    assert sources[ScheduledEventConfig].name == "plan_feed_jobs"
-    assert sources[ScheduledEventConfig].schedule_expression.to_string() == "rate(1 hour)"
-    assert (sources[SQSEventConfig].name, sources[SQSEventConfig].batch_size) == ("run_feed_jobs", 1)
+    schedules = {s.name: s.schedule_expression.to_string() for s in app.event_sources
+                 if isinstance(s, ScheduledEventConfig)}
+    assert schedules == {"plan_feed_jobs": "rate(1 hour)", "send_daily_digest": "rate(1 hour)"}
+    (queue,) = [s for s in app.event_sources if isinstance(s, SQSEventConfig)]
+    assert (queue.name, queue.batch_size) == ("run_feed_jobs", 1)
