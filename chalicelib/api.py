@@ -241,19 +241,15 @@ def list_chips(params: Params | None) -> ApiResponse:
                     company=family.company, family=family.id, model=model, in_catalog=True)
     reported = {f.id for f in catalog.families if f.report}
     store = get_store()
-    for sighting in store.list_sightings("chip"):
-        _, company, family_id, model = sighting.key.split("|", 3)  # "chip|huawei|ascend|910C"
+    # "seen|…" sightings: each chip's first event in the news (the catalog's seed is not news)
+    for sighting in store.list_sightings("seen"):
+        _, company, family_id, model = sighting.key.split("|", 3)  # "seen|huawei|ascend|910C"
         if family_id not in reported:
             continue
-        key = chip_key(company, family_id, model or None)
-        summary = chips.setdefault(key, ChipSummary(
+        summary = chips.setdefault(chip_key(company, family_id, model or None), ChipSummary(
             company=company, family=family_id, model=model or None, in_catalog=False))
-        claims = store.chip_claims(company, family_id, model or None, CLAIMS_READ_PER_CHIP)
-        _add_claims(summary, claims)
-        if sighting.event_id != "catalog":
-            summary.first_seen = sighting.first_seen
-        elif claims:  # the catalog's seed (pipeline.seed_catalog) is no sighting: the oldest claim read is
-            summary.first_seen = min(e.first_seen for e in claims)
+        summary.first_seen = sighting.first_seen
+        _add_claims(summary, store.chip_claims(company, family_id, model or None, CLAIMS_READ_PER_CHIP))
     selected = [
         c for c in chips.values()
         if wanted.get("company", c.company) == c.company and wanted.get("family", c.family) == c.family

@@ -29,6 +29,7 @@ from chalicelib.fetch import (
     page_text,
 )
 from chalicelib.models import (
+    Alert,
     Article,
     ArticleStats,
     ChipEvent,
@@ -231,11 +232,25 @@ def stored_event(event: ChipEvent, article: Article, now: datetime) -> StoredEve
 
 
 def claim_sightings(store: EventStore, events: Iterable[StoredEvent], now: datetime) -> int:
-    """Claim the first sightings these events are (a new chip, a new fab for a chip), each with its
-    Slack alert in the outbox; return how many were first."""
-    from chalicelib.notify.slack import new_alerts
+    """Claim the first sightings these events are, each with its Slack alert in the outbox: a new
+    chip, and a new fab for a known chip (a new chip's alert names its fab already, so that fab is
+    recorded as seen without an alert of its own). Returns how many were first. Also records when
+    each chip was first named in the news ("seen|…": the catalog seed does not count there)."""
+    first = 0
+    for event in events:
+        chip = chip_key(event.company, event.family, event.model)
+        store.claim_sighting(Sighting(key=f"seen|{chip}", event_id=event.id, first_seen=now))
+        new_chip = store.claim_sighting(*_sighting(f"chip|{chip}", "new chip", event, now))
+        first += new_chip
+        if event.fab:
+            sighting, alert = _sighting(f"fab|{chip}|{event.fab}", "new fab", event, now)
+            first += store.claim_sighting(sighting, None if new_chip else alert)
+    return first
 
-    return sum(store.claim_sighting(sighting, alert) for sighting, alert in new_alerts(events, now))
+
+def _sighting(key: str, kind: str, event: StoredEvent, now: datetime) -> tuple[Sighting, Alert]:
+    alert = Alert(key=key, kind=kind, event=event, next_attempt=now)
+    return Sighting(key=key, event_id=event.id, first_seen=now), alert
 
 
 def seed_catalog(store: EventStore, now: datetime | None = None) -> int:
@@ -245,14 +260,17 @@ def seed_catalog(store: EventStore, now: datetime | None = None) -> int:
 
     catalog = load_catalog()
     now = now or now_utc()
-    if not store.claim_sighting(Sighting(key=f"seed|{catalog.version}", event_id="catalog", first_seen=now)):
+    marker = Sighting(key=f"seed|{catalog.version}", event_id="catalog", first_seen=now)
+    if store.get_sighting(marker.key):
         return 0  # this catalog version is seeded already
     keys = []
     for family in (f for f in catalog.families if f.report):
         for model, fabs in [(None, family.fabs), *((m.id, m.fabs) for m in family.models)]:
             chip = chip_key(family.company, family.id, model)
             keys += [f"chip|{chip}", *(f"fab|{chip}|{fab}" for fab in fabs)]
-    return sum(store.claim_sighting(Sighting(key=key, event_id="catalog", first_seen=now)) for key in keys)
+    seeded = sum(store.claim_sighting(Sighting(key=key, event_id="catalog", first_seen=now)) for key in keys)
+    store.claim_sighting(marker)  # last: a seed cut short is completed by the next run (each claim is idempotent)
+    return seeded
 
 
 _WORD = re.compile(r"\w+")

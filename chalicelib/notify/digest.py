@@ -8,7 +8,9 @@ before. Each date is sent once (recorded in the store); `force` sends it again.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +22,9 @@ from chalicelib.models import DependencePeriod, EventQuery, Sighting, StoredEven
 from chalicelib.store import EventStore
 
 TEMPLATES = Path(__file__).with_name("templates")
+# Bodies 7-bit clean (quoted-printable or base64, whichever is shorter, for non-ASCII text): smtplib
+# sends without BODY=8BITMIME, so an 8bit part is not guaranteed to cross every relay intact.
+SEVEN_BIT = policy.default.clone(cte_type="7bit")
 
 
 class ChipGroup(BaseModel):
@@ -50,6 +55,9 @@ def build_digest(store: EventStore, day: date) -> DigestDay:
         if cursor is None:
             break
     firsts = {kind: _first_on(store, kind, day) for kind in ("chip", "fab")}
+    new_chip_events = {event.id for event in firsts["chip"]}
+    # a new chip's fab is shown with the chip; "new foundry" is a new fab for a chip known before
+    firsts["fab"] = [event for event in firsts["fab"] if event.id not in new_chip_events]
     groups: dict[tuple, list[StoredEvent]] = {}
     for event in sorted(events, key=lambda e: (e.company, e.family, e.model or "", e.first_seen)):
         groups.setdefault((event.company, event.family, event.model), []).append(event)
@@ -94,10 +102,12 @@ def subject(digest: DigestDay) -> str:
 
 def message(digest: DigestDay, sender: str, recipients: list[str]) -> EmailMessage:
     """One multipart/alternative message: the plain text, then the HTML."""
-    mail = EmailMessage()
+    mail = EmailMessage(policy=SEVEN_BIT)
     mail["Subject"] = subject(digest)
     mail["From"] = sender
     mail["To"] = ", ".join(recipients)
+    mail["Date"] = format_datetime(datetime.now(UTC))  # RFC 5322: Date and From are required
+    mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or "localhost")
     mail.set_content(render_text(digest))
     mail.add_alternative(render_html(digest), subtype="html")
     return mail
@@ -106,9 +116,11 @@ def message(digest: DigestDay, sender: str, recipients: list[str]) -> EmailMessa
 # When and whether to send -------------------------------------------------------------------------------
 
 def due_day(now: datetime, hour: int, zone: str) -> date:
-    """The day whose digest is due at `now`: yesterday (in `zone`) once `hour` has passed there."""
+    """The day whose digest is due at `now`: yesterday (in `zone`) once `hour` has passed there, but
+    never a day that has not ended in UTC yet (a digest covers a UTC day, and each is sent once)."""
     local = now.astimezone(ZoneInfo(zone))
-    return local.date() - timedelta(days=1 if local.hour >= hour else 2)
+    day = local.date() - timedelta(days=1 if local.hour >= hour else 2)
+    return min(day, now.astimezone(UTC).date() - timedelta(days=1))
 
 
 def sent_marker(day: date) -> str:

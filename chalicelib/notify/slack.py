@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
-from chalicelib.models import Alert, Sighting, StoredEvent
-from chalicelib.store import EventStore, chip_key
+from chalicelib.models import Alert
+from chalicelib.store import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -138,24 +137,14 @@ def configured_channel() -> AlertChannel | None:
 
 # The outbox ------------------------------------------------------------------------------------------
 
-def new_alerts(events: Iterable[StoredEvent], now: datetime) -> list[tuple[Sighting, Alert]]:
-    """The first sightings an event may be (a chip, a fab for a chip), each with its alert."""
-    found = []
-    for event in events:
-        chip = chip_key(event.company, event.family, event.model)
-        keys = [(f"chip|{chip}", "new chip")] + ([(f"fab|{chip}|{event.fab}", "new fab")] if event.fab else [])
-        for key, kind in keys:
-            sighting = Sighting(key=key, event_id=event.id, first_seen=now)
-            found.append((sighting, Alert(key=key, kind=kind, event=event, next_attempt=now)))
-    return found
-
-
 def deliver_alerts(store: EventStore, channel: AlertChannel, now: datetime) -> tuple[int, int]:
     """Send the due alerts; return (sent, failed). Safe to run from several workers at once."""
     sent = failed = 0
-    for alert in store.pending_alerts(now):
-        if not store.lease_alert(alert.key, now, now + LEASE):
-            continue  # another worker has it
+    for listed in store.pending_alerts(now):
+        # the list may be stale: the lease checks again that the alert is due, and returns it as stored
+        alert = store.lease_alert(listed.key, now, now + LEASE)
+        if alert is None:
+            continue  # another worker has it, or has tried it meanwhile
         attempts = alert.attempts + 1
         try:
             channel.send(alert_message(alert))

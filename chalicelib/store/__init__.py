@@ -111,9 +111,10 @@ class EventStore(Protocol):
         """Alerts not sent yet whose next attempt is due, oldest first."""
         ...
 
-    def lease_alert(self, key: str, now: datetime, until: datetime) -> bool:
-        """Take a pending alert for sending until `until`; False if sent, or leased by another
-        worker whose lease has not run out."""
+    def lease_alert(self, key: str, now: datetime, until: datetime) -> Alert | None:
+        """Take a pending alert that is due at `now` for sending until `until`, and return it as
+        stored; None if it is sent, not due (another worker failed it meanwhile), or leased by
+        another worker whose lease has not run out."""
         ...
 
     def update_alert(self, alert: Alert) -> None:

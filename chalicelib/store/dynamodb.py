@@ -389,22 +389,26 @@ class DynamoDBStore:
         )
         return [Alert.model_validate_json(item["alert"]["S"]) for item in itertools.islice(items, limit)]
 
-    def lease_alert(self, key: str, now: datetime, until: datetime) -> bool:
+    def lease_alert(self, key: str, now: datetime, until: datetime) -> Alert | None:
         kind, rest = _sighting_key(key)
         try:
-            self.client.update_item(
+            answer = self.client.update_item(
                 TableName=self.table, Key=_item(pk=f"SIGHTING#{kind}", sk=rest),
                 UpdateExpression="SET lease_until = :until",
+                # pending (in gsi1), due ("<due ts>#<key>" sorts before "<now ts>$"), and not leased
                 ConditionExpression=(
-                    "attribute_exists(gsi1pk) AND (attribute_not_exists(lease_until) OR lease_until <= :now)"
+                    "attribute_exists(gsi1pk) AND gsi1sk < :due "
+                    "AND (attribute_not_exists(lease_until) OR lease_until <= :now)"
                 ),
-                ExpressionAttributeValues=_values(until=timestamp(until), now=timestamp(now)),
+                ExpressionAttributeValues=_values(
+                    until=timestamp(until), now=timestamp(now), due=f"{timestamp(now)}$"),
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return Alert.model_validate_json(answer["Attributes"]["alert"]["S"])
 
     def update_alert(self, alert: Alert) -> None:
         kind, rest = _sighting_key(alert.key)

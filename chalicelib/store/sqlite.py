@@ -265,12 +265,13 @@ class SQLiteStore:
         ).fetchall()
         return [Alert.model_validate_json(r[0]) for r in rows]
 
-    def lease_alert(self, key: str, now: datetime, until: datetime) -> bool:
-        return bool(self._db().execute(
-            "UPDATE sightings SET lease_until = ? WHERE key = ? AND alert_due IS NOT NULL "
-            "AND (lease_until IS NULL OR lease_until <= ?)",
-            (timestamp(until), key, timestamp(now)),
-        ).rowcount)
+    def lease_alert(self, key: str, now: datetime, until: datetime) -> Alert | None:
+        row = self._db().execute(
+            "UPDATE sightings SET lease_until = ? WHERE key = ? AND alert_due <= ? "
+            "AND (lease_until IS NULL OR lease_until <= ?) RETURNING alert",
+            (timestamp(until), key, timestamp(now), timestamp(now)),
+        ).fetchone()
+        return Alert.model_validate_json(row[0]) if row else None
 
     def update_alert(self, alert: Alert) -> None:
         self._db().execute(

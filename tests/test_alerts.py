@@ -1,0 +1,505 @@
+"""Slack alerts for first sightings, end to end: pages on 127.0.0.1 → the pipeline → the store's
+outbox → a webhook sink on 127.0.0.1, on both stores (SQLite, and DynamoDB on moto_server)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from chalicelib.models import Alert, ArticleRef, Evidence, StoredEvent
+from chalicelib.notify.slack import (
+    DeliveryError,
+    FileSink,
+    SlackWebhook,
+    alert_message,
+    configured_channel,
+    deliver_alerts,
+)
+from chalicelib.pipeline import Options, deliver_pending_alerts, reextract, run_cycle, run_feed_job, seed_catalog
+from chalicelib.settings import settings
+from tests.conftest import free_port
+from tests.localsite import LocalSite, page, rss
+
+LOCAL = Options(allow_private=True)
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+HOSTILE = "<!channel> & <script>alert(1)</script>"
+
+PAGES = {
+    "/news/ascend-990": page(
+        "Huawei unveils Ascend 990",
+        "Huawei unveiled the Ascend 990 accelerator on Monday, saying it is built for training large models.",
+    ),
+    "/news/ascend-990-suppliers": page(
+        "Suppliers bet on a new Huawei chip",
+        "Analysts expect the Ascend 990 chip to ship in volume next year, Huawei's suppliers said.",
+        "Orders for packaging capacity have doubled since the summer, two executives said.",
+    ),
+    "/news/ascend-910c-domestic": page(
+        "Huawei ramps up Ascend output",
+        "Huawei's Ascend 910C accelerator is now manufactured by a domestic foundry, people familiar "
+        "with the matter said on Tuesday.",
+    ),
+    "/news/ascend-910c-note": page(
+        "A broker's research note",
+        "A domestic foundry now makes Huawei's Ascend 910C chips, according to a research note from a "
+        "Hong Kong broker.",
+    ),
+    "/news/ascend-910c-smic": page(
+        "SMIC and Huawei",
+        "Huawei said the Ascend 910C is made by SMIC on its 7nm process.",
+    ),
+    "/news/kunlun-p800": page(
+        "Baidu trains Ernie",
+        "Baidu's Kunlun P800 chips are used for training its Ernie models, the company said.",
+    ),
+    "/news/hanguang-800": page(
+        "Alibaba's chip",
+        "Alibaba's Hanguang 800 chip is made by TSMC on a 12nm process and used for inference.",
+    ),
+    "/news/ascend-980": page(
+        "Huawei's next chip",
+        "Huawei's new Ascend 980 accelerator is made by SMIC on its 5nm process.",
+    ),
+    "/news/ascend-980-tsmc": page(
+        "A second source",
+        "TSMC now also makes the Huawei Ascend 980 chip, a supplier said.",
+    ),
+    "/news/kunlun-p900": page(
+        "Baidu's next chip",
+        "Baidu's new Kunlun P900 chip will be used for inference in its cloud.",
+    ),
+    "/news/hanguang-smic": page(
+        "Alibaba moves orders",
+        "Alibaba's Hanguang 800 chips are now also made by SMIC, a supplier said.",
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """settings() is read once per process: re-read it around each test (monkeypatched env)."""
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[LocalSite]:
+    """The pages, served once for the module (each test has its own store)."""
+    with LocalSite() as running:
+        for path, body in PAGES.items():
+            running.route(path, body=body)
+        yield running
+
+
+def serve_feed(site: LocalSite, name: str, *paths: str) -> str:
+    return site.route(f"/{name}.xml", body=rss([(path.rsplit("/", 1)[1], site.url(path)) for path in paths]),
+                      headers={"Content-Type": "application/rss+xml"})
+
+
+# A Slack incoming webhook on 127.0.0.1 ----------------------------------------------------------------
+
+HANG = 1.0  # seconds a "hang" answer waits: longer than the client's timeout in these tests
+
+
+class WebhookSink:
+    """Answers each POST from a script — (status, headers) or "hang" — then 200 "ok" like Slack;
+    `accepted` holds the payloads it answered 200 to (what reached the channel)."""
+
+    def __init__(self, answers: list = (), delay: float = 0.0) -> None:
+        self.answers = list(answers)
+        self.delay = delay
+        self.accepted: list[dict] = []
+        self.raw: list[bytes] = []
+        self.attempts = 0
+        self.content_types: set[str] = set()
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with sink._lock:
+                    sink.attempts += 1
+                    sink.content_types.add(self.headers.get("Content-Type", ""))
+                    answer = sink.answers.pop(0) if sink.answers else (200, {})
+                time.sleep(sink.delay)
+                if answer == "hang":
+                    time.sleep(HANG)  # the client has given up by now
+                    answer = (504, {})
+                status, headers = answer
+                if status == 200:
+                    with sink._lock:
+                        sink.accepted.append(json.loads(body))
+                        sink.raw.append(body)
+                reply = b"ok" if status == 200 else b"rate_limited" if status == 429 else b"internal_error"
+                try:
+                    self.send_response(status)
+                    headers = {"Content-Type": "text/plain", "Content-Length": str(len(reply)), **headers}
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/services/T000/B000/XXXX"
+
+    def headlines(self) -> list[str]:
+        return sorted(payload["blocks"][0]["text"]["text"] for payload in self.accepted)
+
+    def __enter__(self) -> WebhookSink:
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextmanager
+def webhook(monkeypatch, answers: list = (), delay: float = 0.0) -> Iterator[WebhookSink]:
+    """A sink, configured as the alerts' channel through CHIPTRACKER_SLACK_WEBHOOK_URL."""
+    with WebhookSink(answers, delay) as sink:
+        monkeypatch.setenv("CHIPTRACKER_SLACK_WEBHOOK_URL", sink.url)
+        settings.cache_clear()
+        yield sink
+
+
+class Recorder:
+    """A channel in memory (where HTTP is not the point)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, payload: dict) -> None:
+        self.sent.append(payload)
+
+    def headlines(self) -> list[str]:
+        return sorted(payload["blocks"][0]["text"]["text"] for payload in self.sent)
+
+
+def sample_event(**changes) -> StoredEvent:
+    event = StoredEvent(
+        id="e910c", company="huawei", family="ascend", model="910C", fab="domestic", previous_fab="tsmc",
+        use="inference", nvidia_models=["H20"], extractor="test", lang="en",
+        evidence=[Evidence(text="Huawei has moved production of its Ascend 910C from TSMC to a domestic foundry.",
+                           start=0, end=80)],
+        article=ArticleRef(url="https://news.example.com/2026/11/ascend", title="Huawei shifts Ascend 910C output"),
+        first_seen=T0,
+    )
+    return event.model_copy(update=changes)
+
+
+def fields_of(payload: dict) -> dict[str, str]:
+    return dict(field["text"].removeprefix("*").split("*\n", 1) for field in payload["blocks"][1]["fields"])
+
+
+# The message --------------------------------------------------------------------------------------------
+
+def test_alert_message_names_company_chip_fabs_use_evidence_and_source():
+    payload = alert_message(Alert(key="fab|huawei|ascend|910C|domestic", kind="new fab", event=sample_event(),
+                                  next_attempt=T0))
+    assert [block["type"] for block in payload["blocks"]] == ["header", "section", "section", "context"]
+    headline = "New foundry for Huawei Ascend 910C: DOMESTIC"
+    assert payload["blocks"][0]["text"] == {"type": "plain_text", "text": headline}
+    assert payload["text"] == "New foundry for Huawei Ascend 910C: DOMESTIC"  # the notification's text
+    assert fields_of(payload) == {"Company": "Huawei", "Chip": "Ascend 910C", "Fab": "DOMESTIC", "Previous fab": "TSMC",
+                                  "Use": "inference", "Nvidia named": "H20"}
+    assert payload["blocks"][2]["text"]["text"] == (
+        "> Huawei has moved production of its Ascend 910C from TSMC to a domestic foundry.")
+    assert payload["blocks"][3]["elements"][0]["text"] == (
+        "<https://news.example.com/2026/11/ascend|Huawei shifts Ascend 910C output> · first seen 2026-11-21 09:00 UTC")
+
+    unseen = sample_event(model="990", model_in_catalog=False, fab=None, previous_fab=None, use=None, nvidia_models=[])
+    payload = alert_message(Alert(key="chip|huawei|ascend|990", kind="new chip", event=unseen, next_attempt=T0))
+    assert payload["blocks"][0]["text"]["text"] == "New chip: Huawei Ascend 990"
+    assert fields_of(payload) == {"Company": "Huawei", "Chip": "Ascend 990 (not in the catalog)", "Fab": "NOT SAID",
+                                  "Previous fab": "NOT SAID", "Use": "not said", "Nvidia named": "none"}
+
+
+def test_article_text_reaches_slack_as_text_never_as_a_mention_or_a_link():
+    hostile = sample_event(
+        evidence=[Evidence(text=f"{HOSTILE} <@U024BE7LH> <https://evil.example|click> the Ascend 910C.",
+                           start=0, end=90)],
+        article=ArticleRef(url="https://news.example.com/a?b=1|<!channel>&c=>", title=HOSTILE),
+    )
+    payload = alert_message(Alert(key="fab|huawei|ascend|910C|domestic", kind="new fab", event=hostile,
+                                  next_attempt=T0))
+    raw = json.dumps(payload, ensure_ascii=False)
+    for control in ("<!channel>", "<script>", "<@U024BE7LH>", "<https://evil"):
+        assert control not in raw
+    assert payload["blocks"][2]["text"]["text"] == (
+        "> &lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt; &lt;@U024BE7LH&gt; "
+        "&lt;https://evil.example|click&gt; the Ascend 910C.")
+    # the one "<…>" of the message is its source link, whose URL cannot close it early
+    source = payload["blocks"][3]["elements"][0]["text"]
+    link = re.fullmatch(r"<([^|<>]+)\|([^<>]*)> · first seen .*", source)
+    assert link, source
+    assert link.group(1) == "https://news.example.com/a?b=1%7C%3C!channel%3E&c=%3E"
+    assert link.group(2) == "&lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
+    mrkdwn = [payload["text"], *(f["text"] for f in payload["blocks"][1]["fields"]),
+              payload["blocks"][2]["text"]["text"], source]
+    assert sum(text.count("<") for text in mrkdwn) == 1
+
+
+# One alert per first sighting ----------------------------------------------------------------------------
+
+def test_one_alert_per_first_sighting_whatever_the_articles_and_reruns(site, store, monkeypatch):
+    # two articles name the unseen Ascend 990, two the 910C made by a domestic foundry
+    feed = serve_feed(site, "feed", "/news/ascend-990", "/news/ascend-990-suppliers", "/news/ascend-910c-domestic",
+                      "/news/ascend-910c-note")
+    with webhook(monkeypatch) as sink:
+        first = run_cycle([feed], store, LOCAL)
+        assert (first.new_articles, first.alerts_sent, first.alerts_failed) == (4, 2, 0)
+        assert sink.headlines() == ["New chip: Huawei Ascend 990", "New foundry for Huawei Ascend 910C: DOMESTIC"]
+        assert sink.content_types == {"application/json"}
+
+        again = run_cycle([feed], store, LOCAL)  # the feed again: nothing new
+        assert (again.new_articles, again.first_sightings, again.alerts_sent) == (0, 0, 0)
+        assert reextract(store)[0] == 4  # the same events rebuilt: no sighting is first twice
+        assert deliver_pending_alerts(store) == (0, 0)
+        assert sink.attempts == 2
+    assert store.pending_alerts(T0 + timedelta(days=365)) == []
+
+
+def test_seeded_catalog_chips_raise_no_alert_new_models_and_fabs_do(site, store, monkeypatch):
+    feed = serve_feed(site, "feed", "/news/kunlun-p800", "/news/hanguang-800", "/news/ascend-910c-smic",
+                      "/news/ascend-990", "/news/ascend-910c-domestic")
+    with webhook(monkeypatch) as sink:
+        summary = run_cycle([feed], store, LOCAL)
+    # P800, Hanguang 800 by TSMC and 910C by SMIC are in the catalog: old news
+    assert sink.headlines() == ["New chip: Huawei Ascend 990", "New foundry for Huawei Ascend 910C: DOMESTIC"]
+    assert summary.alerts_sent == 2 and summary.new_articles == 5
+    assert store.get_sighting("chip|baidu|kunlun|P800").event_id == "catalog"
+    assert store.get_sighting("fab|alibaba|hanguang|800|tsmc").event_id == "catalog"
+    assert store.get_sighting("chip|huawei|ascend|990").event_id != "catalog"
+    assert seed_catalog(store) == 0  # once per catalog version
+
+
+def test_a_seed_cut_short_is_completed_by_the_next_run(store):
+    """A worker that dies part-way through the seed must not leave the catalog half-known (the rest
+    would then flood the channel as news)."""
+
+    class Dying:
+        def __init__(self, after: int) -> None:
+            self.left = after
+
+        def __getattr__(self, name: str):
+            return getattr(store, name)
+
+        def claim_sighting(self, sighting, alert=None):
+            if self.left == 0:
+                raise TimeoutError("the worker ran out of time")
+            self.left -= 1
+            return store.claim_sighting(sighting, alert)
+
+    with pytest.raises(TimeoutError):
+        seed_catalog(Dying(after=5), T0)
+    assert store.get_sighting("chip|baidu|kunlun|P800") is None
+    assert seed_catalog(store, T0) > 20  # the next run seeds the rest …
+    assert store.get_sighting("chip|baidu|kunlun|P800").event_id == "catalog"
+    assert seed_catalog(store, T0) == 0  # … and then it is done
+
+
+def test_without_the_seed_every_chip_is_news_once(site, store, monkeypatch):
+    monkeypatch.setenv("CHIPTRACKER_SEED_CATALOG", "0")
+    feed = serve_feed(site, "feed", "/news/kunlun-p800", "/news/hanguang-800")
+    with webhook(monkeypatch) as sink:
+        run_cycle([feed], store, LOCAL)
+        assert run_cycle([feed], store, LOCAL).alerts_sent == 0
+    headlines = sink.headlines()
+    assert "New chip: Baidu Kunlun P800" in headlines and "New chip: Alibaba Hanguang 800" in headlines
+    # a chip first seen with its fab is one alert, the fab in its fields (not a "new foundry" too)
+    assert not [h for h in headlines if h.startswith("New foundry")]
+    hanguang = next(p for p in sink.accepted if p["blocks"][0]["text"]["text"] == "New chip: Alibaba Hanguang 800")
+    assert fields_of(hanguang)["Fab"] == "TSMC"
+    assert store.get_sighting("fab|alibaba|hanguang|800|tsmc") is not None  # seen, so later TSMC claims are old news
+    assert store.get_sighting("chip|baidu|kunlun|P800").event_id != "catalog"
+    assert not any(s.event_id == "catalog" for s in store.list_sightings("chip"))
+
+
+def test_a_new_chip_with_its_fab_is_one_alert_a_later_fab_another(site, store):
+    seed_catalog(store, T0)
+    channel = Recorder()
+    result = run_feed_job(serve_feed(site, "a", "/news/ascend-980"), store, LOCAL, T0)
+    assert result.first_sightings == 2  # the chip and its fab, both recorded
+    assert deliver_alerts(store, channel, T0) == (1, 0)
+    assert channel.headlines() == ["New chip: Huawei Ascend 980"]
+    assert fields_of(channel.sent[0])["Fab"] == "SMIC"
+    later = T0 + timedelta(hours=1)
+    run_feed_job(serve_feed(site, "b", "/news/ascend-980-tsmc", "/news/ascend-980"), store, LOCAL, later)
+    assert deliver_alerts(store, channel, later) == (1, 0)
+    assert channel.headlines() == ["New chip: Huawei Ascend 980", "New foundry for Huawei Ascend 980: TSMC"]
+
+
+# Delivery: the outbox ----------------------------------------------------------------------------------------
+
+def test_a_500_a_429_a_timeout_or_a_refusal_leaves_the_alert_pending_a_later_run_sends_it(site, store):
+    seed_catalog(store, T0)
+    run_feed_job(serve_feed(site, "feed", "/news/ascend-990"), store, LOCAL, T0)
+    closed = SlackWebhook(f"http://127.0.0.1:{free_port()}/hook")  # nothing listens there
+    with WebhookSink([(500, {}), (429, {"Retry-After": "600"}), "hang"]) as sink:
+        slack = SlackWebhook(sink.url, timeout=0.3)
+
+        def run(minutes: float, channel=slack) -> tuple[int, int]:
+            return deliver_alerts(store, channel, T0 + timedelta(minutes=minutes))
+
+        assert run(0) == (0, 1)  # 500
+        [alert] = store.pending_alerts(T0 + timedelta(minutes=2))
+        assert (alert.attempts, alert.next_attempt, alert.status) == (1, T0 + timedelta(minutes=2), "pending")
+        assert "HTTP 500" in alert.last_error
+        assert run(1) == (0, 0)  # backing off: not due yet
+        assert run(2) == (0, 1)  # 429: Slack's Retry-After (10 min) is longer than the backoff (4 min)
+        [alert] = store.pending_alerts(T0 + timedelta(minutes=12))
+        assert "HTTP 429" in alert.last_error and alert.next_attempt == T0 + timedelta(minutes=12)
+        assert run(11) == (0, 0)
+        assert run(12) == (0, 1)  # no answer within the timeout
+        assert "unreachable" in store.pending_alerts(T0 + timedelta(days=1))[0].last_error
+        assert run(20, closed) == (0, 1)  # connection refused
+        assert sink.accepted == []
+        assert run(36) == (1, 0)  # Slack is back
+        assert run(60 * 24) == (0, 0) and store.pending_alerts(T0 + timedelta(days=30)) == []
+        assert sink.headlines() == ["New chip: Huawei Ascend 990"]
+        assert sink.attempts == 4
+
+
+def test_a_worker_with_a_stale_list_does_not_retry_what_another_just_failed(store):
+    """Worker A lists two due alerts; while A posts the first, worker B posts the second, Slack
+    answers 500 and B reschedules it. A must not then post it again at once (Slack said wait)."""
+    from chalicelib.models import Sighting
+
+    for model in ("990", "995"):
+        event = sample_event(id=f"e{model}", model=model, model_in_catalog=False)
+        alert = Alert(key=f"chip|huawei|ascend|{model}", kind="new chip", event=event, next_attempt=T0)
+        assert store.claim_sighting(Sighting(key=alert.key, event_id=event.id, first_seen=T0), alert)
+
+    class Failing:
+        def send(self, payload: dict) -> None:
+            raise DeliveryError("webhook answered HTTP 500: internal_error")
+
+    class WorkerA(Recorder):
+        def send(self, payload: dict) -> None:
+            if not self.sent:
+                assert deliver_alerts(store, Failing(), T0) == (0, 1)  # worker B, meanwhile
+            super().send(payload)
+
+    worker_a = WorkerA()
+    assert deliver_alerts(store, worker_a, T0) == (1, 0)
+    assert worker_a.headlines() == ["New chip: Huawei Ascend 990"]
+    [waiting] = store.pending_alerts(T0 + timedelta(minutes=2))
+    assert (waiting.key, waiting.attempts) == ("chip|huawei|ascend|995", 1)
+    later = Recorder()
+    assert deliver_alerts(store, later, T0 + timedelta(minutes=5)) == (1, 0)
+    assert later.headlines() == ["New chip: Huawei Ascend 995"]
+
+
+def test_concurrent_workers_store_and_post_each_first_sighting_once(site, store):
+    """Several workers run the same feed job at once, then deliver at once (the second round after
+    Slack answered 500 twice): each first sighting reaches the channel exactly once."""
+    seed_catalog(store, T0)
+    feed = serve_feed(site, "feed", "/news/ascend-990", "/news/ascend-990-suppliers", "/news/ascend-910c-domestic",
+                      "/news/ascend-910c-note", "/news/kunlun-p900", "/news/hanguang-smic", "/news/kunlun-p800")
+    workers = 4
+    barrier = threading.Barrier(workers)
+
+    def ingest(_: int):
+        barrier.wait()
+        return run_feed_job(feed, store, LOCAL, T0)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(ingest, range(workers)))
+    assert sum(r.first_sightings for r in results) == 4
+    assert len(store.pending_alerts(T0)) == 4
+
+    with WebhookSink([(500, {}), (500, {})], delay=0.05) as sink:
+        def deliver(at: datetime) -> tuple[int, int]:
+            barrier.wait()
+            return deliver_alerts(store, SlackWebhook(sink.url), at)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            first_round = list(pool.map(deliver, [T0] * workers))
+        assert sum(sent for sent, _ in first_round) == 2 and sum(failed for _, failed in first_round) == 2
+        later = T0 + timedelta(minutes=5)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            second_round = list(pool.map(deliver, [later] * workers))
+        assert sum(sent for sent, _ in second_round) == 2 and sum(failed for _, failed in second_round) == 0
+        assert sink.headlines() == ["New chip: Baidu Kunlun P900", "New chip: Huawei Ascend 990",
+                                    "New foundry for Alibaba Hanguang 800: SMIC",
+                                    "New foundry for Huawei Ascend 910C: DOMESTIC"]
+        assert sink.attempts == 6
+
+        # a re-run, ingest and delivery, sends none
+        assert sum(run_feed_job(feed, store, LOCAL, later).first_sightings for _ in range(2)) == 0
+        assert deliver_alerts(store, SlackWebhook(sink.url), later + timedelta(days=1)) == (0, 0)
+        assert sink.attempts == 6
+
+
+# Which channel -------------------------------------------------------------------------------------------------
+
+def test_the_channel_comes_from_the_env_from_ssm_or_is_a_file_locally(moto_server, monkeypatch, tmp_path):
+    import boto3
+
+    with WebhookSink() as sink:
+        monkeypatch.setenv("CHIPTRACKER_SLACK_WEBHOOK_URL", sink.url)
+        settings.cache_clear()
+        channel = configured_channel()
+        assert isinstance(channel, SlackWebhook) and channel.url == sink.url
+
+        # deployed: the URL is a SecureString in SSM Parameter Store (here moto_server's)
+        monkeypatch.delenv("CHIPTRACKER_SLACK_WEBHOOK_URL")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_server)
+        boto3.client("ssm", region_name="us-east-1").put_parameter(
+            Name="/chiptracker/test/slack-webhook", Value=sink.url, Type="SecureString", Overwrite=True)
+        monkeypatch.setenv("CHIPTRACKER_SLACK_WEBHOOK_PARAM", "/chiptracker/test/slack-webhook")
+        settings.cache_clear()
+        channel = configured_channel()
+        assert isinstance(channel, SlackWebhook) and channel.url == sink.url
+        channel.send(alert_message(Alert(key="chip|huawei|ascend|990", kind="new chip", event=sample_event(),
+                                         next_attempt=T0)))
+        assert len(sink.accepted) == 1
+
+    # deployed without a webhook: no channel, alerts wait in the outbox
+    monkeypatch.delenv("CHIPTRACKER_SLACK_WEBHOOK_PARAM")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-dev-run_feed_jobs")
+    settings.cache_clear()
+    assert configured_channel() is None
+
+    # locally without a webhook: one JSON line per alert in the alerts file
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    monkeypatch.setenv("CHIPTRACKER_ALERTS_FILE", str(tmp_path / "alerts.jsonl"))
+    settings.cache_clear()
+    channel = configured_channel()
+    assert isinstance(channel, FileSink)
+    channel.send({"text": "New chip: 昇腾 990"})
+    assert json.loads((tmp_path / "alerts.jsonl").read_text(encoding="utf-8")) == {"text": "New chip: 昇腾 990"}
+
+
+def test_on_lambda_without_a_webhook_alerts_wait(site, store, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-dev-run_feed_jobs")
+    seed_catalog(store, T0)
+    run_feed_job(serve_feed(site, "feed", "/news/ascend-990"), store, LOCAL, T0)
+    assert deliver_pending_alerts(store) == (0, 0)
+    assert [a.key for a in store.pending_alerts(datetime.now(UTC))] == ["chip|huawei|ascend|990"]
+
+
+def test_a_webhook_error_carries_slacks_retry_after():
+    with WebhookSink([(429, {"Retry-After": "30"})]) as sink, pytest.raises(DeliveryError) as failed:
+        SlackWebhook(sink.url).send({"text": "x"})
+    assert failed.value.retry_after == 30.0 and "HTTP 429" in str(failed.value)
