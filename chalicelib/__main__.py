@@ -61,9 +61,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace):
+    """The store of --db, closed at the end of a `with` block."""
+    from contextlib import closing
+
     from chalicelib.store import open_store
 
-    return open_store(args.db)
+    return closing(open_store(args.db))
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -76,12 +79,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _ingest(feeds: list[str], args: argparse.Namespace) -> int:
     from chalicelib.pipeline import Options, run_cycle
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         summary = run_cycle(feeds, store, Options(allow_private=args.allow_private_hosts), args.workers,
                             progress=_progress(len(feeds)))
-    finally:
-        store.close()
     for result in summary.results:
         if result.error:
             print(f"  {result.status}: {result.feed}: {result.error}", file=sys.stderr)
@@ -113,8 +113,7 @@ def _cmd_events(args: argparse.Namespace) -> int:
 
     filters = {k: getattr(args, k) for k in ("company", "family", "model", "fab", "use", "lang", "nvidia",
                                               "since", "until") if getattr(args, k) is not None}
-    store = _open(args)
-    try:
+    with _open(args) as store:
         query = EventQuery(limit=min(args.limit, 200), **filters)
         printed, cursor = 0, None
         while printed < args.limit:
@@ -124,8 +123,6 @@ def _cmd_events(args: argparse.Namespace) -> int:
                 printed += 1
             if cursor is None:
                 break
-    finally:
-        store.close()
     return 0
 
 
@@ -140,23 +137,17 @@ def _brief(event) -> str:
 
 
 def _cmd_feeds(args: argparse.Namespace) -> int:
-    store = _open(args)
-    try:
+    with _open(args) as store:
         for state in store.list_feeds():
             print(state.model_dump_json())
-    finally:
-        store.close()
     return 0
 
 
 def _cmd_reextract(args: argparse.Namespace) -> int:
     from chalicelib.pipeline import reextract
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         articles, added, removed = reextract(store)
-    finally:
-        store.close()
     print(f"re-extracted {articles} articles: {added} events added, {removed} removed")
     return 0
 
@@ -192,8 +183,7 @@ def serve_api(db: str | None, port: int, announce: bool = False):
 def _cmd_digest(args: argparse.Namespace) -> int:
     from chalicelib.notify.digest import build_digest, render_html, render_text, send_digest
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         if args.send:
             print(send_digest(store, args.date, force=args.force))
         elif args.out:
@@ -201,19 +191,14 @@ def _cmd_digest(args: argparse.Namespace) -> int:
             print(f"wrote {args.out}")
         else:
             print(render_text(build_digest(store, args.date)))
-    finally:
-        store.close()
     return 0
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
     from chalicelib.pipeline import deliver_pending_alerts
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         sent, failed = deliver_pending_alerts(store)
-    finally:
-        store.close()
     print(f"alerts: {sent} sent, {failed} failed (failed ones stay pending and are tried again later)")
     return 0
 
