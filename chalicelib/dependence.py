@@ -3,7 +3,6 @@ naming domestic Chinese AI chips. Shared by the API (/dependence) and the daily 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from datetime import date, timedelta
 
@@ -47,7 +46,10 @@ def tally(periods: dict[date, DependencePeriod], stats: Iterable[ArticleStats], 
     for period in periods.values():
         sides = period.domestic_articles + period.nvidia_articles
         period.domestic_share = round(period.domestic_articles / sides, 4) if sides else None
-        period.nvidia_models = dict(Counter(period.nvidia_models).most_common())
+        # most named first, ties by name: the same answer whatever order the store read articles in
+        period.nvidia_models = dict(sorted(period.nvidia_models.items(), key=lambda kv: (-kv[1], kv[0])))
+        period.domestic_events_by_company = dict(sorted(period.domestic_events_by_company.items()))
+        period.domestic_events_by_use = dict(sorted(period.domestic_events_by_use.items()))
 
 
 def figures(store: EventStore, start: date, end: date, name: str) -> DependencePeriod:

@@ -232,7 +232,8 @@ class ErrorResponse(BaseModel):
 
 class EventsPage(BaseModel):
     events: list[StoredEvent]
-    next_cursor: str | None = None  # pass as ?cursor= for the next page; null on the last
+    # pass as ?cursor= for the next page; null on the last (a page may be short and still have one)
+    next_cursor: str | None = None
 
 
 class Source(BaseModel):

@@ -200,3 +200,26 @@ def test_replace_keeps_first_seen_when_the_article_index_lags(store, monkeypatch
     assert store.replace_article_events(url, [later]) == (0, 0)
     stored = store.get_event(event.id)
     assert stored.fab == "tsmc" and stored.first_seen == event.first_seen
+
+
+def test_a_rare_filter_reads_a_bounded_amount_and_pages_on(dynamodb_url, monkeypatch):
+    """A fab that few events have must not read the whole table in one request: the page ends
+    short after MAX_EXAMINED events, with a cursor, and paging on still finds every match once."""
+    from chalicelib.models import EventQuery
+    from chalicelib.store import dynamodb, open_store
+    from tests.test_store import make_event
+
+    monkeypatch.setattr(dynamodb, "MAX_EXAMINED", 10)
+    store = open_store(dynamodb_url)
+    rare = {5, 27, 33}
+    store.put_events([make_event(n, fab="samsung" if n in rare else "smic") for n in range(40)])
+    query, cursor, found, requests = EventQuery(fab="samsung", limit=2), None, [], 0
+    while True:
+        page, cursor = store.query_events(query, cursor)
+        found += [e.id for e in page]
+        requests += 1
+        if cursor is None:
+            break
+    assert found == [make_event(n).id for n in sorted(rare, reverse=True)]
+    assert requests >= 4  # 40 events read 10 at a time
+    store.close()

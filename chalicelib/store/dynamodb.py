@@ -69,6 +69,10 @@ _INDEXES = {f"gsi{n}": (f"gsi{n}pk", f"gsi{n}sk") for n in (1, 2, 3, 4)}
 # DynamoDB items are at most 400 KB: compressed texts above this size go to chunk items.
 _CHUNK_BYTES = 300_000
 
+# One request reads at most this many events through filters that are not in a key (fab, use …):
+# past it, the page ends short, with a cursor to go on from (SQLite answers such queries in full).
+MAX_EXAMINED = 2000
+
 # Query page size when filters beyond the key condition are applied to what a page returns.
 _FILTERED_PAGE = 200
 _RESIDUAL_FILTERS = ("company", "model", "fab", "use", "lang", "nvidia")  # not part of any key condition
@@ -293,16 +297,22 @@ class DynamoDBStore:
             partitions = [("gsi1", f"FAMILY#{query.family}")]
         else:
             partitions = [("gsi2", f"MONTH#{month}") for month in self._months(low, high)]
-        found = (
+        examined = (
             event
             for index, partition in partitions
             for event in self._events_between(index, partition, low, high, page_size)
-            if matches(event, query)
         )
-        events = list(itertools.islice(found, query.limit + 1))
-        more = len(events) > query.limit
-        events = events[: query.limit]
-        return events, encode_cursor(events[-1], query) if more and events else None
+        events: list[StoredEvent] = []
+        for count, event in enumerate(examined, 1):
+            if matches(event, query):
+                events.append(event)
+                if len(events) > query.limit:
+                    return events[: query.limit], encode_cursor(events[query.limit - 1], query)
+            if count >= MAX_EXAMINED:
+                # a filter that few events pass: answer with what this read found, and a cursor
+                # after the last event read, rather than reading the whole table in one request
+                return events, encode_cursor(event, query)
+        return events, None
 
     def _events_between(
         self, index: str, partition: str, low: str | None, high: str | None, page_size: int
