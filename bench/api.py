@@ -49,14 +49,12 @@ import math
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +79,7 @@ from chalicelib.models import (  # noqa: E402
     StoredEvent,
 )
 from chalicelib.store import EventStore, chip_key, event_id, open_store, url_key  # noqa: E402
+from tests.motoserver import MotoServer  # noqa: E402
 
 # The seeded world ----------------------------------------------------------------------------------
 
@@ -579,49 +578,6 @@ def print_imports(repeat: int) -> None:
 
 
 # moto_server -------------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MotoServer:
-    """moto_server on a free 127.0.0.1 port, with fake AWS credentials in the environment."""
-
-    def __init__(self) -> None:
-        executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-        if executable is None:
-            raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
-        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                          AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-        port = free_port()
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("moto_server did not start within 30 s") from None
-                time.sleep(0.1)
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.process.pid}/status") as status:
-            return int(next(line.split()[1] for line in status if line.startswith("VmRSS:")))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 # main ------------------------------------------------------------------------------------------------

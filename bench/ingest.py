@@ -32,15 +32,12 @@ import os
 import pstats
 import resource
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +53,7 @@ from chalicelib.models import ArticleRef, Evidence, Sighting, StoredEvent  # noq
 from chalicelib.pipeline import CycleSummary, Options, run_cycle, run_feed_job  # noqa: E402
 from chalicelib.store import EventStore, event_id, open_store  # noqa: E402
 from tests.localsite import LocalSite, rss  # noqa: E402
+from tests.motoserver import MotoServer  # noqa: E402
 
 OPTIONS = Options(allow_private=True)
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -98,11 +96,6 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load_pages(shared: Path, limit: int | None) -> list[tuple[Path, bytes]]:
@@ -284,40 +277,6 @@ def store_rates(
                     store.close()
                 rates.setdefault((kind, threads), []).append(rate)
     return {key: statistics.median(values) for key, values in rates.items()}
-
-
-class MotoServer:
-    """moto_server on a free 127.0.0.1 port, with fake AWS credentials in the environment."""
-
-    def __init__(self) -> None:
-        executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-        if executable is None:
-            raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
-        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                          AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-        port = free_port()
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("moto_server did not start within 30 s") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def dynamodb_rates(args: argparse.Namespace) -> dict[tuple[str, int], float]:

@@ -36,48 +36,20 @@ def python() -> str:
 
 # A real DynamoDB-protocol server on loopback, for the whole test session --------------------------
 
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
 import uuid  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.motoserver import MotoServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> str:
-    """Start moto_server on a free 127.0.0.1 port; its endpoint URL. Fake credentials for boto3."""
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-    if executable is None:
-        pytest.fail("moto_server not installed (pip install 'moto[server]')")
-    port = free_port()
-    process = subprocess.Popen(
-        [executable, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.1)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
+    """moto_server on a free 127.0.0.1 port; its endpoint URL. Fake credentials for boto3."""
+    try:
+        server = MotoServer()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.endpoint
+    server.stop()
 
 
 @pytest.fixture

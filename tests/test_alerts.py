@@ -26,8 +26,8 @@ from chalicelib.notify.slack import (
 )
 from chalicelib.pipeline import Options, deliver_pending_alerts, reextract, run_cycle, run_feed_job, seed_catalog
 from chalicelib.settings import settings
-from tests.conftest import free_port
 from tests.localsite import LocalSite, page, rss
+from tests.motoserver import free_port
 
 LOCAL = Options(allow_private=True)
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)

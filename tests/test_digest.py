@@ -36,8 +36,9 @@ from chalicelib.notify.slack import SlackWebhook, deliver_alerts
 from chalicelib.pipeline import Options, run_feed_job, seed_catalog
 from chalicelib.settings import SettingsError, settings
 from chalicelib.store import EventStore, open_store
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
+from tests.motoserver import free_port
 from tests.test_alerts import HOSTILE, PAGES, WebhookSink
 
 LOCAL = Options(allow_private=True)
