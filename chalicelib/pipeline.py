@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -143,8 +144,26 @@ def _record_crash(entry: FeedEntry, error: Exception, store: EventStore, now: da
     return _record_failure(article, FetchError("internal", f"{type(error).__name__}: {error}"), store, now)
 
 
+# Pages being read by a thread of this process: two feeds listing one article at once fetch it once.
+# (Workers in other processes may still both read it; events and sightings stay single either way.)
+_in_flight: set[str] = set()
+_in_flight_lock = threading.Lock()
+
+
 def ingest_entry(entry: FeedEntry, store: EventStore, options: Options, now: datetime) -> tuple[str, int, int]:
     """One feed entry → (outcome, new events, first sightings). Outcome: known, new, duplicate, failed, skipped."""
+    with _in_flight_lock:
+        if entry.url in _in_flight:
+            return "known", 0, 0  # another thread is reading it now
+        _in_flight.add(entry.url)
+    try:
+        return _ingest_entry(entry, store, options, now)
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(entry.url)
+
+
+def _ingest_entry(entry: FeedEntry, store: EventStore, options: Options, now: datetime) -> tuple[str, int, int]:
     known = store.get_article(entry.url)
     if known and (known.status != "failed" or (known.next_attempt and known.next_attempt > now)):
         return "known", 0, 0
