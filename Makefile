@@ -29,6 +29,7 @@ score: setup
 bench: setup
 	$(PY) bench/extract.py --shared $(SHARED)
 	$(PY) bench/ingest.py --shared $(SHARED)
+	$(PY) bench/api.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
