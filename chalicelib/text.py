@@ -20,7 +20,6 @@ from functools import cache
 from typing import Literal
 
 Lang = Literal["en", "zh", "ja"]
-LANGS: tuple[Lang, ...] = ("en", "zh", "ja")
 
 log = logging.getLogger(__name__)
 
