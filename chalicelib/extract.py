@@ -410,11 +410,32 @@ def _standalone_models(article: _Article, mentions: list[_Mention]) -> list[_Men
 # Claims: fabs and uses ---------------------------------------------------------------------------
 
 def _about_something_else(article: _Article, s: Sentence, clause: int, by_sentence: _BySentence) -> bool:
-    """The clause speaks of an Nvidia part, a phone or memory, and names no tracked chip."""
-    text = article.clause_text(s, clause)
-    if any(article.clause_index(s, x.start) == clause for x in by_sentence.get(s.index, [])):
+    """The clause speaks of an Nvidia part, a phone or memory, and names no tracked chip; or it is a
+    relative clause ("…, which TSMC makes") whose antecedent, the last thing the clause before
+    names, is such a product rather than a tracked chip."""
+    chips = [x for x in by_sentence.get(s.index, []) if article.clause_index(s, x.start) == clause]
+    if chips:
         return False
-    return bool(article.m.other_products.search(text) or any(rx.search(text) for _, rx in article.m.nvidia))
+    if _other_product_ends(article, article.clause_text(s, clause)) is not None:
+        return True
+    span = article.clauses(s)[clause]
+    if clause == 0 or not article.m.relative.match(article.text, span.start + _leading_space(article, span)):
+        return False
+    before = article.clauses(s)[clause - 1]
+    product_end = _other_product_ends(article, article.text[before.start:before.end])
+    chip_ends = [x.end - before.start for x in by_sentence.get(s.index, []) if before.start <= x.start < before.end]
+    return product_end is not None and product_end > max(chip_ends, default=-1)
+
+
+def _other_product_ends(article: _Article, text: str) -> int | None:
+    """Where the last Nvidia part, phone or memory named in `text` ends (None: there is none)."""
+    patterns = [article.m.other_products, *(rx for _, rx in article.m.nvidia)]
+    return max((mt.end() for rx in patterns for mt in rx.finditer(text)), default=None)
+
+
+def _leading_space(article: _Article, span: Span) -> int:
+    text = article.text[span.start:span.end]
+    return len(text) - len(text.lstrip())
 
 
 def _find_fab_claims(article: _Article, by_sentence: _BySentence) -> list[_FabClaim]:

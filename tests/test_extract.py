@@ -145,10 +145,17 @@ def test_fab_tied_to_the_chip(text, fab):
         "阿里巴巴含光800芯片正在评估国产代工方案。",
         # a fab named without any manufacturing word
         "Huawei's Ascend 910C and TSMC's shares both rose.",
+        # a relative clause about the Nvidia part named just before it
+        "Huawei's Ascend 910B competes with Nvidia's A100, which TSMC makes.",
     ],
 )
 def test_fab_not_claimed(text):
     assert {e.fab for e in extract(text).events} == {None}
+
+
+def test_a_relative_clause_after_the_chip_is_the_chips():
+    text = "Nvidia's A100 competes with Huawei's Ascend 910B, which SMIC makes."
+    assert {(e.model, e.fab) for e in extract(text).events} == {("910B", "smic")}
 
 
 def test_fab_transition_gives_previous_fab():
