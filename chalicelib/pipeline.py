@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.feeds import FeedError, after_failure, after_success, fetch_feed, is_due
@@ -50,33 +50,34 @@ ARTICLE_RETRY_BASE = timedelta(minutes=30)
 MAX_ATTEMPTS = 5
 
 
+@dataclass(kw_only=True)
+class Counts:
+    """What ingestion did, counted; a job's counts add up into its cycle's."""
+
+    new_articles: int = 0
+    duplicates: int = 0
+    failed_articles: int = 0
+    skipped_articles: int = 0
+    new_events: int = 0
+    first_sightings: int = 0
+
+    def add_counts(self, other: Counts) -> None:
+        for name in (f.name for f in fields(Counts)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
 @dataclass
-class JobResult:
-    """What one feed job (or the retry job) did. Counts add up over a cycle."""
+class JobResult(Counts):
+    """What one feed job (or the retry job) did."""
 
     feed: str
     status: str  # ok, not modified, failed, parked, not due, retry
     error: str | None = None
-    new_articles: int = 0
-    duplicates: int = 0
-    failed_articles: int = 0
-    skipped_articles: int = 0
-    new_events: int = 0
-    first_sightings: int = 0
-
-
-_COUNTS = ("new_articles", "duplicates", "failed_articles", "skipped_articles", "new_events", "first_sightings")
 
 
 @dataclass
-class CycleSummary:
+class CycleSummary(Counts):
     feeds: dict[str, int] = field(default_factory=dict)  # status → count
-    new_articles: int = 0
-    duplicates: int = 0
-    failed_articles: int = 0
-    skipped_articles: int = 0
-    new_events: int = 0
-    first_sightings: int = 0
     alerts_sent: int = 0
     alerts_failed: int = 0
     results: list[JobResult] = field(default_factory=list)
@@ -85,8 +86,7 @@ class CycleSummary:
         self.results.append(result)
         if result.status != "retry":
             self.feeds[result.status] = self.feeds.get(result.status, 0) + 1
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(result, name))
+        self.add_counts(result)
 
     def line(self) -> str:
         feeds = ", ".join(f"{self.feeds.get(s, 0)} {s}" for s in ("ok", "not modified", "failed", "parked", "not due"))
