@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: setup test lint demo score bench clean
+.PHONY: setup test lint demo score bench package deploy clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,27 @@ bench: setup
 	$(PY) bench/extract.py --shared $(SHARED)
 	$(PY) bench/ingest.py --shared $(SHARED)
 	$(PY) bench/api.py
+
+# The deployable stage: build/STAGE/sam.json (Chalice's template merged with deploy/template.py's
+# resources) and build/STAGE/deployment.zip, checked by cfn-lint. No AWS account needed.
+STAGE ?= dev
+BUILD ?= build
+package: setup
+	rm -rf $(BUILD)/$(STAGE)
+	$(PY) deploy/template.py $(STAGE) $(BUILD)/merge-$(STAGE).json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
+		--merge-template $(BUILD)/merge-$(STAGE).json $(BUILD)/$(STAGE)
+	$(VENV)/bin/cfn-lint $(BUILD)/$(STAGE)/sam.json
+	@du -b $(BUILD)/$(STAGE)/deployment.zip
+
+# Deploy needs the AWS CLI, credentials, and an S3 bucket for the code (the zip is over 50 MB).
+deploy: package
+	@test -n "$(BUCKET)" || (echo "usage: make deploy STAGE=prod BUCKET=my-artifacts-bucket [ALARM_EMAIL=ops@example.com]"; exit 2)
+	aws cloudformation package --template-file $(BUILD)/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
+		--output-template-file $(BUILD)/$(STAGE)/packaged.yaml
+	aws cloudformation deploy --template-file $(BUILD)/$(STAGE)/packaged.yaml --stack-name chiptracker-$(STAGE) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+		$(if $(ALARM_EMAIL),--parameter-overrides AlarmEmail=$(ALARM_EMAIL))
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

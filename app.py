@@ -1,21 +1,24 @@
 """Chalice wiring only: routes, schedules and queue handlers call functions in chalicelib.
 
 The API path imports neither the NLP stack nor trafilatura: those are imported inside the
-ingest handlers, which run in their own Lambda functions. Deployed, every route but /health
-needs an API key (API Gateway keys and a usage plan); `chalice local` and `python -m chalicelib
-serve` on 127.0.0.1 do not check keys.
+ingest handlers, which run in their own Lambda functions. Deployed, every route but /health and
+/openapi.json needs an API key (API Gateway keys and a usage plan); `chalice local` and
+`python -m chalicelib serve` on 127.0.0.1 do not check keys.
 """
-
-import os
 
 from chalice import Chalice, CORSConfig, Rate, Response
 
-from chalicelib import api
+from chalicelib import api, observe
+from chalicelib.settings import settings
+
+# Read and checked at import: a bad setting stops the cold start (and `make package`) with its name.
+SETTINGS = settings()
 
 app = Chalice(app_name="chiptracker")
+app.register_middleware(observe.observe_request, "http")  # a log line and a correlation id per request
 
-FEED_JOB_QUEUE = os.environ.get("CHIPTRACKER_QUEUE", "chiptracker-feed-jobs")
-CORS = CORSConfig(allow_origin="*", allow_headers=["X-Api-Key"], max_age=600)
+CORS = CORSConfig(allow_origin="*", allow_headers=["X-Api-Key", "X-Correlation-Id"],
+                  expose_headers=["X-Correlation-Id"], max_age=600)
 
 
 def _reply(result: api.ApiResponse) -> Response:
@@ -101,7 +104,7 @@ def plan_feed_jobs(event) -> dict:
     return plan()
 
 
-@app.on_sqs_message(queue=FEED_JOB_QUEUE, batch_size=1)
+@app.on_sqs_message(queue=SETTINGS.queue, batch_size=1)
 def run_feed_jobs(event) -> None:
     """One feed (or the retry job) per message; a failure returns the message to the queue."""
     from chalicelib.lambdas import run_feed_jobs as run

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -50,6 +49,7 @@ from chalicelib.models import (
     Source,
     StoredEvent,
 )
+from chalicelib.settings import settings
 from chalicelib.store import BadCursor, EventStore, chip_key, open_store
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class ApiError(Exception):
         self.status, self.parameter = status, parameter
 
 
-# The store behind the API: from env CHIPTRACKER_DB, once per process (set_store for `serve`, tests).
+# The store behind the API: settings().db, once per process (set_store for `serve`, tests).
 _store: EventStore | None = None
 _store_lock = threading.Lock()
 
@@ -86,7 +86,7 @@ def get_store() -> EventStore:
     global _store
     with _store_lock:
         if _store is None:
-            _store = open_store(os.environ.get("CHIPTRACKER_DB"))
+            _store = open_store(settings().db)
         return _store
 
 

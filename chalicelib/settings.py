@@ -1,11 +1,14 @@
 """Configuration: one pydantic settings model, read from the environment (CHIPTRACKER_*).
 
 Deployed, the stage's `environment_variables` in .chalice/config.json set these; locally, the
-shell does. A bad value fails at start-up with a message naming the setting.
+shell does. app.py reads them when it is imported, so a bad value stops a function's cold start
+(and `make package`) with a message naming the setting. AWS endpoints and credentials are boto3's
+own (AWS_REGION, AWS_ENDPOINT_URL …), not settings here.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Annotated, Literal
 
@@ -23,9 +26,11 @@ class Settings(BaseSettings):
 
     stage: str = "local"
     db: str | None = None  # sqlite:///… or dynamodb://TABLE?region=…; None: the local default
-    queue: str = "chiptracker-feed-jobs"
+    queue: str = Field(default="chiptracker-feed-jobs", pattern=r"^[A-Za-z0-9_-]{1,80}$")  # the feed jobs' SQS queue
     feeds: str | None = None  # a feed list file; None: the bundled list
     seed_catalog: bool = True  # a new store starts knowing the catalog's chips and fabs (no alerts for them)
+    # fetch from loopback and private addresses: the offline demo and tests only, never in Lambda
+    allow_private_fetch: bool = False
 
     # Slack: a webhook URL (locally), or the SSM parameter that holds it (deployed)
     slack_webhook_url: str | None = None
@@ -52,6 +57,20 @@ class Settings(BaseSettings):
         """CHIPTRACKER_DIGEST_TO=a@x.com,b@y.com (or a JSON list)."""
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("db")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:///", "dynamodb://")):
+            raise ValueError(f"{value!r} is not a store URL (sqlite:///file.db or dynamodb://TABLE)")
+        return value or None
+
+    @field_validator("allow_private_fetch")
+    @classmethod
+    def _not_in_lambda(cls, value: bool) -> bool:
+        if value and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ValueError("must not be set in a deployed function (it opens fetches to internal addresses)")
         return value
 
     @field_validator("digest_tz")

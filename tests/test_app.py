@@ -25,12 +25,16 @@ def test_api_import_leaves_out_the_nlp_stack(python):
     assert json.loads(done.stdout.replace("'", '"')) == []
 
 
-def test_worker_has_the_memory_and_time_it_needs():
+def test_each_stage_sizes_each_function():
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert {"dev", "prod"} <= config["stages"].keys()
     for stage in config["stages"].values():
-        worker = stage["lambda_functions"]["run_feed_jobs"]
-        assert worker["lambda_memory_size"] >= 512  # trafilatura + jieba + fugashi: ~185 MiB RSS
-        assert worker["lambda_timeout"] > stage["lambda_timeout"]
+        functions = stage["lambda_functions"]
+        assert functions.keys() == {"api_handler", "plan_feed_jobs", "run_feed_jobs", "send_daily_digest"}
+        assert all({"lambda_memory_size", "lambda_timeout"} <= f.keys() for f in functions.values())
+        assert functions["run_feed_jobs"]["lambda_memory_size"] >= 512  # trafilatura + jieba + fugashi: ~185 MiB RSS
+        assert functions["api_handler"]["lambda_timeout"] < 29  # API Gateway gives up at 29 s
+        assert functions["api_handler"]["lambda_memory_size"] <= 512  # the API imports no NLP: small and fast
 
 
 def test_schedule_and_queue_handlers_are_wired():

@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.models import EventQuery
 from chalicelib.pipeline import Options, reextract, run_cycle, run_feed_job, seed_catalog
+from chalicelib.settings import settings
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
 
@@ -194,13 +195,18 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
     feed_list.parent.mkdir(exist_ok=True)
     feed_list.write_text("\n".join(feeds(site)) + "\n")
     monkeypatch.setenv("CHIPTRACKER_DB", dynamodb_url)
-    monkeypatch.setenv("CHIPTRACKER_SQS_ENDPOINT", moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_server)
     monkeypatch.setenv("CHIPTRACKER_FEEDS", str(feed_list))
+    settings.cache_clear()
     lambdas._store.cache_clear()
     lambdas._sqs.cache_clear()
     try:
-        assert lambdas.plan_feed_jobs() == {"feeds": 2, "jobs": 3}
+        planned = lambdas.plan_feed_jobs()
+        assert (planned["feeds"], planned["jobs"]) == (2, 3)
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+        jobs = [json.loads(m["Body"]) for m in messages]
+        assert {job["cycle"] for job in jobs} == {planned["cycle"]}  # the correlation ids the worker logs
+        assert len({job["id"] for job in jobs}) == 3
         results = lambdas.run_feed_jobs((m["Body"] for m in messages), LOCAL)  # loopback pages: opt in
         assert sorted(r["status"] for r in results) == ["ok", "ok", "retry"]
         assert sum(r["new_events"] for r in results) == 5
@@ -209,6 +215,7 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
         with pytest.raises(ValueError, match="not a job"):
             lambdas.run_feed_jobs(['{"kind": "mystery"}'], LOCAL)
     finally:
+        settings.cache_clear()
         lambdas._store.cache_clear()
         lambdas._sqs.cache_clear()
 

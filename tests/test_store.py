@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.models import Article, ArticleRef, EventQuery, Evidence, FeedState, Sighting, StoredEvent
-from chalicelib.store import BadCursor, StoreError, event_id, open_store
+from chalicelib.store import NEAR_DUPLICATE_DAYS, BadCursor, StoreError, event_id, open_store
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -94,6 +94,17 @@ def test_near_duplicates_by_simhash(store):
     assert store.find_near_duplicate(base ^ 0b101, "https://b.example/copy") == "https://a.example/original"
     assert store.find_near_duplicate(base ^ 0xFFFF_0000_0000_FFFF, "https://b.example/other") is None
     assert store.find_near_duplicate(base, "https://a.example/original") is None  # not itself
+
+
+def test_near_duplicates_only_within_the_window(store):
+    """Originals older than NEAR_DUPLICATE_DAYS no longer count (on DynamoDB, TTL then deletes them)."""
+    base = 0x0123_4567_89AB_CDEF
+    old = make_article("https://a.example/old-original", simhash=base)
+    old.fetched_at = datetime.now(UTC) - timedelta(days=NEAR_DUPLICATE_DAYS + 1)
+    store.put_article(old)
+    assert store.find_near_duplicate(base ^ 0b1, "https://b.example/copy") is None
+    store.put_article(make_article("https://a.example/recent", simhash=base))
+    assert store.find_near_duplicate(base ^ 0b1, "https://b.example/copy") == "https://a.example/recent"
 
 
 # events -----------------------------------------------------------------------------------------------

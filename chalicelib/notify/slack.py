@@ -126,8 +126,14 @@ def configured_channel() -> AlertChannel | None:
         return SlackWebhook(config.slack_webhook_url)
     if config.slack_webhook_param:
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        parameter = boto3.client("ssm").get_parameter(Name=config.slack_webhook_param, WithDecryption=True)
+        try:
+            parameter = boto3.client("ssm").get_parameter(Name=config.slack_webhook_param, WithDecryption=True)
+        except (BotoCoreError, ClientError) as exc:
+            # ingestion goes on; the alerts wait in the outbox until the parameter can be read
+            log.error("cannot read the Slack webhook from SSM parameter %s: %s", config.slack_webhook_param, exc)
+            return None
         return SlackWebhook(parameter["Parameter"]["Value"])
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         log.warning("no Slack webhook configured: alerts stay pending")

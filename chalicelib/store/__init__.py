@@ -3,7 +3,7 @@
 `open_store(url)` picks the adapter from a URL:
 - `sqlite:///path/to/file.db` (relative paths are relative to the working folder);
 - `dynamodb://TABLE?region=eu-west-1&endpoint_url=http://127.0.0.1:8000&create=1`.
-Without a URL, env `CHIPTRACKER_DB`, else `sqlite:///.chiptracker/chiptracker.db`.
+Without a URL, the setting `CHIPTRACKER_DB`, else `sqlite:///.chiptracker/chiptracker.db`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +26,9 @@ DEFAULT_DB = "sqlite:///.chiptracker/chiptracker.db"
 # NEAR_DUPLICATE_BITS differing bits share at least one band, so a band lookup finds them.
 SIMHASH_BANDS = 4
 NEAR_DUPLICATE_BITS = 3
+# A copy counts as a near-duplicate of articles stored within this many days. The window keeps the
+# band lookups small as the store grows; on DynamoDB expired band items are removed by TTL.
+NEAR_DUPLICATE_DAYS = 90
 
 
 class StoreError(RuntimeError):
@@ -60,7 +62,8 @@ class EventStore(Protocol):
         ...
 
     def find_near_duplicate(self, simhash: int, exclude_url: str) -> str | None:
-        """The URL of a stored article whose simhash is within NEAR_DUPLICATE_BITS bits."""
+        """The URL of an article stored (fetched) in the last NEAR_DUPLICATE_DAYS whose simhash is
+        within NEAR_DUPLICATE_BITS bits."""
         ...
 
     def articles_to_retry(self, now: datetime, limit: int = 100) -> list[Article]:
@@ -131,7 +134,10 @@ class EventStore(Protocol):
 
 
 def open_store(url: str | None = None) -> EventStore:
-    url = url or os.environ.get("CHIPTRACKER_DB") or DEFAULT_DB
+    if not url:
+        from chalicelib.settings import settings
+
+        url = settings().db or DEFAULT_DB
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from chalicelib.store.sqlite import SQLiteStore
@@ -185,6 +191,11 @@ def compress_text(text: str) -> bytes:
 
 def decompress_text(blob: bytes | None) -> str:
     return zlib.decompress(blob).decode("utf-8") if blob else ""
+
+
+def near_duplicate_expiry(article: Article) -> int:
+    """When an article stops counting for near-duplicates, in Unix seconds (DynamoDB's TTL unit)."""
+    return int((article.fetched_at + timedelta(days=NEAR_DUPLICATE_DAYS)).timestamp())
 
 
 def simhash_bands(simhash: int) -> list[int]:

@@ -9,7 +9,8 @@ Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so str
 |                  |                             |                  | Binary) or chunks (count); gsi1 while failed   |
 | article text     | `ARTICLE#<url_key>`         | `TEXT#0000`, …   | text (a slice of the compressed text)          |
 | GUID claim       | `GUID#<sha256(guid)[:32]>`  | `GUID`           | url                                            |
-| simhash band     | `SIMHASH#<band>#<value>`    | `<url_key>`      | url, simhash (decimal string: 64-bit)          |
+| simhash band     | `SIMHASH#<band>#<value>`    | `<url_key>`      | url, simhash (decimal string: 64-bit),         |
+|                  |                             |                  | expires_at (TTL: NEAR_DUPLICATE_DAYS)          |
 | event            | `EVENT#<id>`                | `EVENT`          | data (StoredEvent JSON), gsi1/2/3, company,    |
 |                  |                             |                  | family, model, fab, use, lang, nvidia          |
 | first sighting   | `SIGHTING#<kind>`           | rest of the key  | event_id, first_seen ("chip|huawei|ascend|910C"|
@@ -38,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import time
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -57,12 +59,16 @@ from chalicelib.store import (
     encode_cursor,
     is_near,
     matches,
+    near_duplicate_expiry,
     simhash_bands,
     timestamp,
     url_key,
 )
 
 Item = dict[str, Any]  # an item in the low-level client's typed form: {"pk": {"S": "…"}, …}
+
+# Items with this attribute (Unix seconds) are deleted by DynamoDB's TTL after that time.
+TTL_ATTRIBUTE = "expires_at"
 
 _INDEXES = {f"gsi{n}": (f"gsi{n}pk", f"gsi{n}sk") for n in (1, 2, 3, 4)}
 
@@ -186,7 +192,8 @@ class DynamoDBStore:
         if article.status == "ok" and article.simhash is not None:
             for band, value in enumerate(simhash_bands(article.simhash)):
                 self._put(_item(
-                    pk=f"SIMHASH#{band}#{value}", sk=url_key(article.url), url=article.url, simhash=str(article.simhash)
+                    pk=f"SIMHASH#{band}#{value}", sk=url_key(article.url),
+                    url=article.url, simhash=str(article.simhash), **{TTL_ATTRIBUTE: near_duplicate_expiry(article)},
                 ))
 
     def claim_guid(self, guid: str, url: str) -> str | None:
@@ -201,7 +208,9 @@ class DynamoDBStore:
             items = self._query(
                 KeyConditionExpression="pk = :pk", ExpressionAttributeValues=_values(pk=f"SIMHASH#{band}#{value}")
             )
-            candidates = sorted((item["url"]["S"], int(item["simhash"]["S"])) for item in items)
+            now = int(time.time())  # TTL deletes expired items within days, not at once: skip them here
+            candidates = sorted((item["url"]["S"], int(item["simhash"]["S"])) for item in items
+                                if int(item.get(TTL_ATTRIBUTE, {}).get("N", now + 1)) > now)
             for url, other in candidates:
                 if url != exclude_url and is_near(simhash, other):
                     return url

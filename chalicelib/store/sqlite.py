@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from chalicelib.store import (
     decompress_text,
     encode_cursor,
     is_near,
+    near_duplicate_expiry,
     simhash_bands,
     timestamp,
 )
@@ -29,7 +31,7 @@ CREATE INDEX IF NOT EXISTS articles_retry ON articles (status, next_attempt);
 CREATE TABLE IF NOT EXISTS guids (guid TEXT PRIMARY KEY, url TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS simhash_bands (
     band INTEGER NOT NULL, value INTEGER NOT NULL, url TEXT NOT NULL, simhash TEXT NOT NULL,
-    PRIMARY KEY (band, value, url));
+    expires_at INTEGER, PRIMARY KEY (band, value, url));
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, article_url TEXT NOT NULL, first_seen TEXT NOT NULL,
     company TEXT NOT NULL, family TEXT NOT NULL, data TEXT NOT NULL,
@@ -114,8 +116,10 @@ class SQLiteStore:
             )
             if article.status == "ok" and article.simhash is not None:
                 db.executemany(
-                    "INSERT OR IGNORE INTO simhash_bands (band, value, url, simhash) VALUES (?, ?, ?, ?)",
-                    [(i, v, article.url, str(article.simhash)) for i, v in enumerate(simhash_bands(article.simhash))],
+                    "INSERT OR REPLACE INTO simhash_bands (band, value, url, simhash, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(i, v, article.url, str(article.simhash), near_duplicate_expiry(article))
+                     for i, v in enumerate(simhash_bands(article.simhash))],
                 )
 
     def claim_guid(self, guid: str, url: str) -> str | None:
@@ -126,10 +130,12 @@ class SQLiteStore:
 
     def find_near_duplicate(self, simhash: int, exclude_url: str) -> str | None:
         db = self._db()
+        now = int(time.time())
         for band, value in enumerate(simhash_bands(simhash)):
             rows = db.execute(
-                "SELECT url, simhash FROM simhash_bands WHERE band = ? AND value = ? AND url != ? ORDER BY url",
-                (band, value, exclude_url),
+                "SELECT url, simhash FROM simhash_bands WHERE band = ? AND value = ? AND url != ? "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY url",
+                (band, value, exclude_url, now),
             ).fetchall()
             for url, other in rows:
                 if is_near(simhash, int(other)):
@@ -304,6 +310,7 @@ _ADDED_COLUMNS = {
         "claims": "INTEGER NOT NULL DEFAULT 0",
     },
     "sightings": {"alert": "TEXT", "alert_due": "TEXT", "lease_until": "TEXT"},
+    "simhash_bands": {"expires_at": "INTEGER"},  # NULL for bands stored before: they never expire
 }
 # and how to fill them in from what those rows already hold
 _BACKFILL = [
