@@ -30,6 +30,7 @@ bench: setup
 	$(PY) bench/extract.py --shared $(SHARED)
 	$(PY) bench/ingest.py --shared $(SHARED)
 	$(PY) bench/api.py
+	$(PY) bench/cost.py
 
 # The deployable stage: build/STAGE/sam.json (Chalice's template merged with deploy/template.py's
 # resources) and build/STAGE/deployment.zip, checked by cfn-lint. No AWS account needed.
@@ -44,13 +45,14 @@ package: setup
 	@du -b $(BUILD)/$(STAGE)/deployment.zip
 
 # Deploy needs the AWS CLI, credentials, and an S3 bucket for the code (the zip is over 50 MB).
+# PARAMS: template parameters, e.g. PARAMS="AlarmEmail=ops@example.com ApiKeyGeneration=2"
 deploy: package
-	@test -n "$(BUCKET)" || (echo "usage: make deploy STAGE=prod BUCKET=my-artifacts-bucket [ALARM_EMAIL=ops@example.com]"; exit 2)
+	@test -n "$(BUCKET)" || (echo "usage: make deploy STAGE=prod BUCKET=my-artifacts-bucket [PARAMS='AlarmEmail=…']"; exit 2)
 	aws cloudformation package --template-file $(BUILD)/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
 		--output-template-file $(BUILD)/$(STAGE)/packaged.yaml
 	aws cloudformation deploy --template-file $(BUILD)/$(STAGE)/packaged.yaml --stack-name chiptracker-$(STAGE) \
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
-		$(if $(ALARM_EMAIL),--parameter-overrides AlarmEmail=$(ALARM_EMAIL))
+		$(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

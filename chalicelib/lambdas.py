@@ -89,6 +89,9 @@ def run_feed_jobs(bodies: Iterable[str], options: Options | None = None) -> list
         sent, failed = deliver_pending_alerts(_store())
         metrics.add_metric(name="AlertsSent", unit=MetricUnit.Count, value=sent)
         metrics.add_metric(name="AlertsFailed", unit=MetricUnit.Count, value=failed)
+    except Exception:
+        metrics.add_metric(name="JobErrors", unit=MetricUnit.Count, value=1)  # the message will come back
+        raise
     finally:
         metrics.flush_metrics()
     return results
