@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from chalice.test import Client
 
 from app import app
@@ -45,3 +46,31 @@ def test_schedule_and_queue_handlers_are_wired():
     assert schedules == {"plan_feed_jobs": "rate(1 hour)", "send_daily_digest": "rate(1 hour)"}
     (queue,) = [s for s in app.event_sources if isinstance(s, SQSEventConfig)]
     assert (queue.name, queue.batch_size) == ("run_feed_jobs", 1)
+
+
+def test_each_response_carries_a_correlation_id():
+    with Client(app) as client:
+        given = client.http.get("/health", headers={"X-Correlation-Id": "desk-42"})
+        made = client.http.get("/health")
+        unsafe = client.http.get("/health", headers={"X-Correlation-Id": "bad id\r\nInjected: yes"})
+    assert given.headers["X-Correlation-Id"] == "desk-42"
+    assert made.headers["X-Correlation-Id"] and made.headers["X-Correlation-Id"] != "desk-42"
+    assert unsafe.headers["X-Correlation-Id"] not in ("bad id\r\nInjected: yes", "")
+    assert "Injected" not in unsafe.headers["X-Correlation-Id"]
+
+
+def test_fetching_from_private_addresses_cannot_be_enabled_in_lambda(monkeypatch):
+    from chalicelib.settings import SettingsError, settings
+
+    monkeypatch.setenv("CHIPTRACKER_ALLOW_PRIVATE_FETCH", "1")
+    settings.cache_clear()
+    try:
+        assert settings().allow_private_fetch  # a local run (the smoke test) may opt in
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-prod-run_feed_jobs")
+        settings.cache_clear()
+        with pytest.raises(SettingsError, match=r"CHIPTRACKER_ALLOW_PRIVATE_FETCH: .*deployed function"):
+            settings()
+    finally:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+        monkeypatch.delenv("CHIPTRACKER_ALLOW_PRIVATE_FETCH")
+        settings.cache_clear()
