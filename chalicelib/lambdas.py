@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Metric names the CloudFormation alarms read (deploy/resources.py): an hour in which feed jobs ran
+# Metric names the CloudFormation alarms read (deploy/template.py): an hour in which feed jobs ran
 # and none fetched its feed means every feed is failing (the network, the fetcher, a bad release).
 FEEDS_OK = "FeedsOk"
 FEEDS_FAILED = "FeedsFailed"

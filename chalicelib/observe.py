@@ -22,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-__all__ = ["MetricUnit", "correlated", "in_lambda", "metrics", "observe_request", "request_correlation_id"]
+__all__ = ["MetricUnit", "correlated", "metrics", "observe_request", "request_correlation_id"]
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "chiptracker")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "chiptracker")
@@ -35,11 +35,7 @@ log = logging.getLogger(__name__)
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # anything else in the header is replaced, not logged
 
 
-def in_lambda() -> bool:
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-
-
-if in_lambda() or "POWERTOOLS_SERVICE_NAME" in os.environ:
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "POWERTOOLS_SERVICE_NAME" in os.environ:
     # the library logs through powertools' JSON handler, so its lines carry the same keys
     _library = logging.getLogger("chalicelib")
     _library.handlers = [logger.registered_handler]

@@ -212,6 +212,14 @@ def scheduled_event() -> dict:
             "resources": ["arn:aws:events:us-east-1:123456789012:rule/smoke"], "detail": {}}
 
 
+def sqs_event(message: dict) -> dict:
+    """The event Lambda's queue poller delivers for one message (batch size 1)."""
+    return {"Records": [{"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                         "body": message["Body"], "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chiptracker-prod-feed-jobs",
+                         "awsRegion": "us-east-1"}]}
+
+
 def api_event(path: str, query: dict[str, str], correlation_id: str) -> dict:
     return {
         "resource": path, "path": path, "httpMethod": "GET",
@@ -278,11 +286,7 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
         assert len(messages) == 2
 
         # SQS messages: the worker runs each job into DynamoDB and posts the first sighting to Slack
-        records = [{"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                                 "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-                                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chiptracker-prod-feed-jobs",
-                                 "awsRegion": "us-east-1"}]} for m in messages]
-        worked, work_logs = invoke(lambda_root, "app.run_feed_jobs", records,
+        worked, work_logs = invoke(lambda_root, "app.run_feed_jobs", [sqs_event(m) for m in messages],
                                    env | {"CHIPTRACKER_ALLOW_PRIVATE_FETCH": "1"}, tmp_path)
         assert all("ok" in r for r in worked["results"]), worked["results"]
         assert not allowed(template, "RunFeedJobsRole", worked["calls"])
@@ -292,6 +296,19 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
         assert metric_total(work_logs, "FeedsOk") == 1 and metric_total(work_logs, "FeedsFailed") == 0
         assert metric_total(work_logs, "NewEvents") >= 3 and metric_total(work_logs, "AlertsSent") == 1
         assert len(slack.accepted) == 1 and "Ascend 910C" in slack.headlines()[0]
+
+        # a job the worker cannot run fails its invocation, is received again, and after the
+        # template's three receives waits in the dead-letter queue: nothing is lost
+        sqs.send_message(QueueUrl=queue_url, MessageBody='{"kind": "mystery"}')
+        for _ in range(3):
+            (bad,) = sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=0, WaitTimeSeconds=1)["Messages"]
+        failed, fail_logs = invoke(lambda_root, "app.run_feed_jobs", [sqs_event(bad)], env, tmp_path)
+        assert "not a job" in failed["results"][0]["error"]
+        assert metric_total(fail_logs, "JobErrors") == 1
+        assert not sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages")
+        dead_url = sqs.get_queue_url(QueueName=resources["FeedJobDeadLetterQueue"]["Properties"]["QueueName"])
+        (dead,) = sqs.receive_message(QueueUrl=dead_url["QueueUrl"], WaitTimeSeconds=1)["Messages"]
+        assert dead["Body"] == '{"kind": "mystery"}'
 
         # an API event: JSON from the table the worker filled, with the caller's correlation id
         answered, api_logs = invoke(lambda_root, "app.app", [api_event("/events", {"family": "ascend"}, "smoke-1")],
