@@ -5,7 +5,8 @@ hourly schedules, the SQS event source and the REST API. This adds, for one stag
 on and what watches them, named from that stage's environment in .chalice/config.json:
 
 - the DynamoDB table (on demand, the store's indexes, point-in-time recovery, TTL), kept on delete;
-- the feed-job queue and its dead-letter queue (three receives, then the DLQ);
+- the feed-job queue and its dead-letter queue (three receives, then the DLQ), and at most
+  MAX_WORKERS workers reading it at once;
 - a log group per function (30 days), so the functions need no logs:CreateLogGroup;
 - an API key and a usage plan for the API (API Gateway checks the key, not our code);
 - alarms: messages in the DLQ, an hour of feed jobs with every feed failing, planner errors,
@@ -36,6 +37,7 @@ from chalicelib.store.dynamodb import TTL_ATTRIBUTE, table_definition  # noqa: E
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RECEIVES = 3  # a job that fails three times goes to the dead-letter queue
 LOG_RETENTION_DAYS = 30
+MAX_WORKERS = 50  # feed jobs running at once: ~180,000 one-second jobs an hour
 
 # Chalice's logical ids for the functions, and the names the policies' log groups expect
 FUNCTIONS = {
@@ -184,6 +186,9 @@ def merge_template(stage: str) -> dict:
         resources[logical_id]["DependsOn"] = [f"{logical_id}LogGroup"]
     # Chalice's event source names the queue by ARN; the queue must exist before the mapping is made
     resources["RunFeedJobs"]["DependsOn"].append("FeedJobQueue")
+    # at most this many workers at once, without reserving account concurrency (new accounts have little)
+    resources["RunFeedJobs"]["Properties"]["Events"] = {"RunFeedJobsSqsEventSource": {"Properties": {
+        "ScalingConfig": {"MaximumConcurrency": MAX_WORKERS}}}}
 
     return {
         "Parameters": {

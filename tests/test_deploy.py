@@ -97,6 +97,7 @@ def test_job_queue_outlasts_the_worker_and_has_a_dead_letter_queue(template: dic
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["FeedJobDeadLetterQueue", "Arn"]}
     (source,) = worker["Events"].values()
     assert source["Type"] == "SQS" and source["Properties"]["BatchSize"] == 1
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 50}
     assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":chiptracker-prod-feed-jobs")
 
 
