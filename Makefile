@@ -30,6 +30,7 @@ bench: setup
 	$(PY) bench/extract.py --shared $(SHARED)
 	$(PY) bench/ingest.py --shared $(SHARED)
 	$(PY) bench/api.py
+	$(PY) bench/plan.py
 	$(PY) bench/cost.py
 
 # The deployable stage: build/STAGE/sam.json (Chalice's template merged with deploy/template.py's

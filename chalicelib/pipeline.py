@@ -404,9 +404,10 @@ RETRY_JOB = {"kind": "retry"}
 def plan_jobs(feeds: list[str], store: EventStore, now: datetime | None = None) -> list[dict]:
     """One job per feed that is due (not backing off, not parked until later), and the retry job."""
     now = now or now_utc()
+    states = {state.url: state for state in store.list_feeds()}  # one paged Query, not a read per feed
     due = []
     for url in feeds:
-        state = store.get_feed(url)
+        state = states.get(url)
         if state is None or is_due(state, now):
             due.append({"kind": "feed", "url": url})
     return [*due, RETRY_JOB]

@@ -240,3 +240,21 @@ def test_a_crash_on_one_page_is_recorded_and_retried(site, store, monkeypatch):
     monkeypatch.setattr(pipeline, "process_page", real)
     retried = pipeline.run_retry_job(store, LOCAL, now=failed.next_attempt + timedelta(seconds=1))
     assert retried.new_articles == 1 and store.get_article(site.url("/news/kunlun")).status == "ok"
+
+
+def test_the_planner_queues_only_due_feeds(store):
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.models import FeedState
+    from chalicelib.pipeline import RETRY_JOB, plan_jobs
+
+    now = datetime(2026, 11, 26, 13, tzinfo=UTC)
+    later = now + timedelta(hours=1)
+    store.put_feed(FeedState(url="https://a.example/backing-off.xml", failures=2, next_attempt=later))
+    store.put_feed(FeedState(url="https://a.example/due.xml", failures=1, next_attempt=now - timedelta(minutes=1)))
+    store.put_feed(FeedState(url="https://a.example/ok.xml", last_success=now - timedelta(hours=1)))
+    store.put_feed(FeedState(url="https://a.example/no-longer-listed.xml"))
+    listed = ["https://a.example/backing-off.xml", "https://a.example/due.xml", "https://a.example/ok.xml",
+              "https://a.example/new.xml"]
+    jobs = plan_jobs(listed, store, now)
+    assert jobs == [{"kind": "feed", "url": url} for url in listed[1:]] + [RETRY_JOB]
