@@ -191,8 +191,8 @@ def invoke(lambda_root: tuple[Path, Path], handler: str, events: list[dict], env
     return result, logs
 
 
-def allowed(template: dict, role: str, calls: list[str]) -> list[str]:
-    """The calls the role's policy does not allow (by action)."""
+def not_granted(template: dict, role: str, calls: list[str]) -> list[str]:
+    """The calls that the role's policy does not grant (by action)."""
     (policy,) = template["Resources"][role]["Properties"]["Policies"]
     actions = [a for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]]
     return [c for c in calls if not any(fnmatchcase(ACTION_OF.get(c, c), a) for a in actions)]
@@ -280,7 +280,7 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
         planned, plan_logs = invoke(lambda_root, "app.plan_feed_jobs", [scheduled_event()], env, tmp_path)
         (outcome,) = planned["results"]
         assert outcome["ok"]["jobs"] == 2, outcome
-        assert not allowed(template, "PlanFeedJobsRole", planned["calls"])
+        assert not not_granted(template, "PlanFeedJobsRole", planned["calls"])
         assert any(line.get("message") == "planned" and line.get("correlation_id") == outcome["ok"]["cycle"]
                    for line in plan_logs)
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
@@ -290,7 +290,7 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
         worked, work_logs = invoke(lambda_root, "app.run_feed_jobs", [sqs_event(m) for m in messages],
                                    env | {"CHIPTRACKER_ALLOW_PRIVATE_FETCH": "1"}, tmp_path)
         assert all("ok" in r for r in worked["results"]), worked["results"]
-        assert not allowed(template, "RunFeedJobsRole", worked["calls"])
+        assert not not_granted(template, "RunFeedJobsRole", worked["calls"])
         job_ids = {json.loads(m["Body"])["id"] for m in messages}
         done = [line for line in work_logs if line.get("message") == "job done"]
         assert {line["correlation_id"] for line in done} == job_ids
@@ -319,7 +319,7 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
         assert response["ok"]["headers"]["X-Correlation-Id"] == "smoke-1"
         events = json.loads(response["ok"]["body"])["events"]
         assert {(e["family"], e["model"], e["fab"]) for e in events} >= {("ascend", "910C", "domestic")}
-        assert not allowed(template, "ApiHandlerRole", answered["calls"])
+        assert not not_granted(template, "ApiHandlerRole", answered["calls"])
         assert not {"trafilatura", "jieba", "fugashi"} & answered["modules"].keys()
         assert any(line.get("message") == "request" and line.get("correlation_id") == "smoke-1" for line in api_logs)
 
@@ -327,7 +327,7 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
         digested, _ = invoke(lambda_root, "app.send_daily_digest", [scheduled_event()], env, tmp_path)
         (sent,) = digested["results"]
         assert sent["ok"].startswith("sent the digest"), sent
-        assert not allowed(template, "SendDailyDigestRole", digested["calls"])
+        assert not not_granted(template, "SendDailyDigestRole", digested["calls"])
         assert "ses:SendRawEmail" in digested["calls"]
 
 

@@ -13,6 +13,7 @@ import ast
 import json
 import re
 from fnmatch import fnmatchcase
+from functools import cache
 
 import botocore.session
 import pytest
@@ -41,7 +42,8 @@ SQS_EVENT_SOURCE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttr
 READ_ONLY = {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"}
 
 
-def code_calls() -> set[str]:
+@cache
+def code_calls() -> frozenset[str]:
     """service:Operation for every AWS call in chalicelib/.
 
     A call is an AWS call when its receiver is a client of a service: `boto3.client("ssm").get_parameter`,
@@ -67,7 +69,7 @@ def code_calls() -> set[str]:
                 continue
             for service in services:
                 found |= _operations(session, service, name, _first_string(call))
-    return found
+    return frozenset(found)
 
 
 _SERVICES = ("dynamodb", "sqs", "ses", "ssm", "sns", "s3", "secretsmanager", "cloudwatch", "logs", "kms")
