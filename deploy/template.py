@@ -8,6 +8,7 @@ on and what watches them, named from that stage's environment in .chalice/config
 - the feed-job queue and its dead-letter queue (three receives, then the DLQ), and at most
   MAX_WORKERS workers reading it at once;
 - a log group per function (30 days), so the functions need no logs:CreateLogGroup;
+- each role's hand-written policy (.chalice/policy-*.json) pinned to the stack's account and region;
 - an API key and a usage plan for the API (API Gateway checks the key, not our code);
 - alarms: messages in the DLQ, an hour of feed jobs with every feed failing, planner errors,
   sent to an SNS topic (an e-mail subscription when AlarmEmail is given).
@@ -39,12 +40,12 @@ MAX_RECEIVES = 3  # a job that fails three times goes to the dead-letter queue
 LOG_RETENTION_DAYS = 30
 MAX_WORKERS = 50  # feed jobs running at once: ~180,000 one-second jobs an hour
 
-# Chalice's logical ids for the functions, and the names the policies' log groups expect
+# Chalice's logical ids for each function and its role, and the function's name in .chalice/config.json
 FUNCTIONS = {
-    "APIHandler": "api_handler",
-    "PlanFeedJobs": "plan_feed_jobs",
-    "RunFeedJobs": "run_feed_jobs",
-    "SendDailyDigest": "send_daily_digest",
+    "APIHandler": ("ApiHandlerRole", "api_handler"),
+    "PlanFeedJobs": ("PlanFeedJobsRole", "plan_feed_jobs"),
+    "RunFeedJobs": ("RunFeedJobsRole", "run_feed_jobs"),
+    "SendDailyDigest": ("SendDailyDigestRole", "send_daily_digest"),
 }
 
 
@@ -176,7 +177,7 @@ def merge_template(stage: str) -> dict:
             },
         },
     }
-    for logical_id, function in FUNCTIONS.items():
+    for logical_id, (role, function) in FUNCTIONS.items():
         name = function_name(stage, function)
         resources[f"{logical_id}LogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
@@ -184,6 +185,11 @@ def merge_template(stage: str) -> dict:
         }
         resources.setdefault(logical_id, {}).setdefault("Properties", {})["FunctionName"] = name
         resources[logical_id]["DependsOn"] = [f"{logical_id}LogGroup"]
+        # the function's hand-written policy, as Chalice put it in the role, pinned to this account and region
+        policy_file = config["lambda_functions"][function].get("iam_policy_file", config["iam_policy_file"])
+        policy = json.loads((ROOT / ".chalice" / policy_file).read_text())
+        policies = [{"PolicyName": f"{role}Policy", "PolicyDocument": pinned(policy)}]  # replaces Chalice's list
+        resources[role] = {"Properties": {"Policies": policies}}
     # Chalice's event source names the queue by ARN; the queue must exist before the mapping is made
     resources["RunFeedJobs"]["DependsOn"].append("FeedJobQueue")
     # at most this many workers at once, without reserving account concurrency (new accounts have little)
@@ -207,6 +213,23 @@ def merge_template(stage: str) -> dict:
             "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
         },
     }
+
+
+def pinned(policy: dict) -> dict:
+    """The policy with each ARN's `*` region and account made the stack's own: the policy files
+    name the stage's resources but cannot know the account they are deployed to."""
+    def pin(resource: str) -> str | dict:
+        if not resource.startswith("arn:aws:") or ":*:*:" not in resource:
+            return resource
+        service, rest = resource.removeprefix("arn:aws:").split(":*:*:", 1)
+        return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"}
+
+    statements = []
+    for statement in policy["Statement"]:
+        listed = statement["Resource"]
+        resources = [pin(r) for r in ([listed] if isinstance(listed, str) else listed)]
+        statements.append({**statement, "Resource": resources})
+    return {**policy, "Statement": statements}
 
 
 def _sum(metric: str, metric_id: str, namespace: str, service: str) -> dict:
