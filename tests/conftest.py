@@ -29,6 +29,17 @@ def shared() -> Path:
     return SHARED
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """settings() is read once per process: every test starts and ends reading the environment afresh
+    (set up before monkeypatch, so the clear at the end comes after monkeypatch has restored the env)."""
+    from chalicelib.settings import settings
+
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable

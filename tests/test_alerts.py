@@ -84,14 +84,6 @@ PAGES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    """settings() is read once per process: re-read it around each test (monkeypatched env)."""
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[LocalSite]:
     """The pages, served once for the module (each test has its own store)."""

@@ -63,14 +63,8 @@ def test_fetching_from_private_addresses_cannot_be_enabled_in_lambda(monkeypatch
     from chalicelib.settings import SettingsError, settings
 
     monkeypatch.setenv("CHIPTRACKER_ALLOW_PRIVATE_FETCH", "1")
+    assert settings().allow_private_fetch  # a local run (the smoke test) may opt in
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-prod-run_feed_jobs")
     settings.cache_clear()
-    try:
-        assert settings().allow_private_fetch  # a local run (the smoke test) may opt in
-        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-prod-run_feed_jobs")
-        settings.cache_clear()
-        with pytest.raises(SettingsError, match=r"CHIPTRACKER_ALLOW_PRIVATE_FETCH: .*deployed function"):
-            settings()
-    finally:
-        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
-        monkeypatch.delenv("CHIPTRACKER_ALLOW_PRIVATE_FETCH")
-        settings.cache_clear()
+    with pytest.raises(SettingsError, match=r"CHIPTRACKER_ALLOW_PRIVATE_FETCH: .*deployed function"):
+        settings()

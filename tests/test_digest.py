@@ -57,13 +57,6 @@ NEW_CHIP_ARTICLE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-
-
 @contextmanager
 def sample_feeds() -> Iterator[tuple[list[str], list[str]]]:
     """The bundled sample articles on 127.0.0.1: the English ones (for three days before DAY), and

@@ -197,7 +197,7 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
     monkeypatch.setenv("CHIPTRACKER_DB", dynamodb_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_server)
     monkeypatch.setenv("CHIPTRACKER_FEEDS", str(feed_list))
-    settings.cache_clear()
+    settings.cache_clear()  # the env changed inside the test
     lambdas._store.cache_clear()
     lambdas._sqs.cache_clear()
     try:
@@ -215,7 +215,6 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
         with pytest.raises(ValueError, match="not a job"):
             lambdas.run_feed_jobs(['{"kind": "mystery"}'], LOCAL)
     finally:
-        settings.cache_clear()
         lambdas._store.cache_clear()
         lambdas._sqs.cache_clear()
 
