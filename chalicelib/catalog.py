@@ -119,6 +119,19 @@ class UseWords(_Entry):
         return [_check_regex(p) for p in patterns]
 
 
+class UnnamedChips(_Entry):
+    """A tracked company's new chip described without a name: family `id` ("unnamed"), model null."""
+
+    id: str = Field(min_length=1)
+    companies: list[str] = Field(min_length=1)
+    patterns: list[str] = Field(min_length=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_ok(cls, patterns: list[str]) -> list[str]:
+        return [_check_regex(p) for p in patterns]
+
+
 class NvidiaProduct(_Entry):
     pattern: str
     id: str | None = None  # fixed id (family words); else the match itself, upper-cased
@@ -133,6 +146,7 @@ class Catalog(_Entry):
     companies: list[Company]
     families: list[Family]
     fabs: list[Fab]
+    unnamed: UnnamedChips
     context: ContextWords
     uses: UseWords
     nvidia: list[NvidiaProduct]
@@ -149,6 +163,10 @@ class Catalog(_Entry):
                 raise ValueError(f"{kind}: duplicate id {dupes}")
         company_ids = {c.id for c in self.companies}
         fab_ids = {f.id for f in self.fabs}
+        if unknown := set(self.unnamed.companies) - company_ids:
+            raise ValueError(f"unnamed: unknown companies {sorted(unknown)}")
+        if self.unnamed.id in {f.id for f in self.families}:
+            raise ValueError(f"unnamed: id {self.unnamed.id!r} is also a family's id")
         for family in self.families:
             if family.company not in company_ids:
                 raise ValueError(f"family {family.id!r}: unknown company {family.company!r}")
@@ -159,6 +177,11 @@ class Catalog(_Entry):
 
     def company(self, company_id: str) -> Company:
         return next(c for c in self.companies if c.id == company_id)
+
+    @property
+    def reported_family_ids(self) -> list[str]:
+        """The family ids events carry: every reported family, then "unnamed" (a new chip without a name)."""
+        return [*(f.id for f in self.families if f.report), self.unnamed.id]
 
 
 def _describe(data: dict, loc: tuple) -> str:

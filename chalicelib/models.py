@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Lang = Literal["en", "zh", "ja"]
 Use = Literal["training", "inference", "both"]
+# What an evidence sentence is evidence of: that the chip is named, its fab, its previous fab, its use.
+Supports = Literal["chip", "fab", "previous_fab", "use"]
 
 # Longer than any news article by far; beyond this a "text" is a dump, not an article.
 MAX_TEXT_CHARS = 1_000_000
@@ -20,6 +22,7 @@ class Evidence(BaseModel):
     text: str
     start: int = Field(ge=0)
     end: int = Field(ge=0)
+    supports: list[Supports] = ["chip"]
 
 
 class ChipEvent(BaseModel):
@@ -36,6 +39,10 @@ class ChipEvent(BaseModel):
     evidence: list[Evidence]
     extractor: str
     lang: Lang
+
+    def evidence_for(self, attribute: Supports) -> Evidence | None:
+        """The first evidence sentence that supports `attribute` ("fab": the sentence naming the fab)."""
+        return next((ev for ev in self.evidence if attribute in ev.supports), None)
 
 
 class Extraction(BaseModel):
