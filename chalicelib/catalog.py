@@ -94,11 +94,13 @@ class ContextWords(_Entry):
     transition_from: list[str]
     transition_to: list[str]
     previous: list[str]
+    replaced: list[str]
+    history: list[str]
     anaphora: list[str]
     references: list[str]
     plural_references: list[str]
 
-    @field_validator("references", "plural_references")
+    @field_validator("references", "plural_references", "history")
     @classmethod
     def _patterns_ok(cls, patterns: list[str]) -> list[str]:
         return [_check_regex(p) for p in patterns]
@@ -125,6 +127,7 @@ class UnnamedChips(_Entry):
     id: str = Field(min_length=1)
     companies: list[str] = Field(min_length=1)
     patterns: list[str] = Field(min_length=1)
+    developing: list[str] = []
 
     @field_validator("patterns")
     @classmethod
@@ -139,6 +142,13 @@ class NvidiaProduct(_Entry):
     _pattern_ok = field_validator("pattern")(_check_regex)
 
 
+class Limits(_Entry):
+    """Bounds that keep extraction linear and claims near their chip."""
+
+    sentence_chars: int = Field(ge=50)
+    use_window: dict[str, int]
+
+
 class Catalog(_Entry):
     version: str
     chip_words: list[str]
@@ -150,6 +160,7 @@ class Catalog(_Entry):
     context: ContextWords
     uses: UseWords
     nvidia: list[NvidiaProduct]
+    limits: Limits
 
     @model_validator(mode="after")
     def _references_ok(self) -> Catalog:

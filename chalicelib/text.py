@@ -96,28 +96,48 @@ def _ends_sentence(text: str, match: re.Match[str]) -> bool:
 _CLAUSE_END = re.compile(r"(?<!\d),|,(?!\d)|[、;；:：—]|\s-\s|\(|\)|「|」")
 
 
-def sentences(text: str) -> list[Sentence]:
-    """Split text into sentences; offsets index `text`, white space trimmed."""
+def sentences(text: str, max_chars: int | None = None) -> list[Sentence]:
+    """Split text into sentences; offsets index `text`, white space trimmed. A sentence longer than
+    `max_chars` (a paragraph without a full stop) is cut into pieces at clause breaks or spaces."""
     out: list[Sentence] = []
     paragraph, pos = 0, 0
     for match in _SENTENCE_END.finditer(text):
         if not _ends_sentence(text, match):
             continue
-        _add_sentence(out, text, pos, match.end(), paragraph)
+        _add_sentence(out, text, pos, match.end(), paragraph, max_chars)
         if match.group().endswith("\n"):
             paragraph += 1
         pos = match.end()
-    _add_sentence(out, text, pos, len(text), paragraph)
+    _add_sentence(out, text, pos, len(text), paragraph, max_chars)
     return out
 
 
-def _add_sentence(out: list[Sentence], text: str, start: int, end: int, paragraph: int) -> None:
+# Where a long sentence may be cut: after a clause mark, else after white space.
+_CUT_AFTER = re.compile(r"[,、;；:：，]")
+_SPACE = re.compile(r"\s")
+
+
+def _add_sentence(out: list[Sentence], text: str, start: int, end: int, paragraph: int, max_chars: int | None) -> None:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
+    while max_chars and end - start > max_chars:
+        cut = _last_cut(text, start + max_chars // 2, start + max_chars)
+        _add_sentence(out, text, start, cut, paragraph, None)
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
     if end > start:
         out.append(Sentence(len(out), start, end, paragraph))
+
+
+def _last_cut(text: str, lo: int, hi: int) -> int:
+    """The last clause break in text[lo:hi], else the last space, else hi."""
+    for rx in (_CUT_AFTER, _SPACE):
+        if found := list(rx.finditer(text, lo, hi)):
+            return found[-1].end()
+    return hi
 
 
 def clauses(text: str, sentence: Sentence) -> list[Span]:

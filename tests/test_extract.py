@@ -104,8 +104,13 @@ def test_kunlun_generations():
 
 def test_standalone_models_count_once_the_family_is_named():
     found = extract("Huawei's Ascend chips sell well. The 910C outperforms the 910B.").events
-    assert {e.model for e in found} == {None, "910C", "910B"}
+    assert {e.model for e in found} == {"910C", "910B"}  # one chip, one event: no family event beside
     assert extract("The 910C outperforms the 910B in benchmarks.").events == []
+
+
+def test_a_family_event_beside_its_models_only_when_the_text_says_something_of_the_family():
+    said = "Huawei's Ascend chips are all made by SMIC. The 910C outperforms the 910B."
+    assert {(e.model, e.fab) for e in extract(said).events} == {(None, "smic"), ("910C", None), ("910B", None)}
 
 
 # Fabs -------------------------------------------------------------------------------------------------
@@ -309,7 +314,7 @@ def test_references_cross_a_paragraph_break_but_not_two_families():
 
 def test_teaching_people_is_not_training_a_chip():
     text = "Kunlunxin will train 5,000 engineers to deploy its R200 accelerator cards. Staff training matters."
-    assert chips(text) == {("kunlun", None, None, None), ("kunlun", "R200", None, None)}
+    assert chips(text) == {("kunlun", "R200", None, None)}
     assert {e.use for e in extract("華為の昇騰910Bは機械学習の分野で注目される。").events} == {None}
 
 

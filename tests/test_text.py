@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.catalog import load_catalog
-from chalicelib.extract import _matchers  # the catalog's tokeniser words
+from chalicelib.extract.matchers import matchers as _matchers  # the catalog's tokeniser words
 from chalicelib.text import (
     clauses,
     detect_language,

@@ -1,0 +1,91 @@
+"""The article being read: its normalised text cut into sentences and clauses, tokens on demand.
+
+Every later stage asks the Document where a position falls (which sentence, which clause) and
+what words the tokeniser sees there; each of those answers costs O(log n), so that a page with
+thousands of mentions, or one long paragraph without a full stop, stays linear.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from chalicelib.extract.matchers import Matchers
+from chalicelib.text import Lang, Sentence, Span, Token, clauses, tokenizer
+
+
+@dataclass
+class Document:
+    text: str
+    lang: Lang
+    m: Matchers
+    sentences: list[Sentence]
+    _sentence_starts: list[int] = field(default_factory=list)
+    _clauses: dict[int, list[Span]] = field(default_factory=dict)
+    _clause_ends: dict[int, list[int]] = field(default_factory=dict)
+    _tokens: dict[int, list[Token]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._sentence_starts = [s.start for s in self.sentences]
+
+    def sentence_at(self, pos: int) -> Sentence:
+        return self.sentences[max(bisect_right(self._sentence_starts, pos) - 1, 0)]
+
+    def sentence_text(self, s: Sentence) -> str:
+        return self.text[s.start:s.end]
+
+    def previous(self, s: Sentence) -> Sentence | None:
+        return self.sentences[s.index - 1] if s.index else None
+
+    def clauses(self, s: Sentence) -> list[Span]:
+        if s.index not in self._clauses:
+            spans = clauses(self.text, s)
+            self._clauses[s.index] = spans
+            self._clause_ends[s.index] = [c.end for c in spans]
+        return self._clauses[s.index]
+
+    def clause_index(self, s: Sentence, pos: int) -> int:
+        spans = self.clauses(s)
+        return min(bisect_right(self._clause_ends[s.index], pos), len(spans) - 1)
+
+    def clause_at(self, s: Sentence, pos: int) -> Span:
+        return self.clauses(s)[self.clause_index(s, pos)]
+
+    def clause_text(self, s: Sentence, index: int) -> str:
+        span = self.clauses(s)[index]
+        return self.text[span.start:span.end]
+
+    def tokens(self, s: Sentence) -> list[Token]:
+        if s.index not in self._tokens:
+            words = tokenizer(self.lang, self.m.tokenizer_words).tokens(self.sentence_text(s))
+            self._tokens[s.index] = [Token(t.start + s.start, t.end + s.start, t.known) for t in words]
+        return self._tokens[s.index]
+
+
+class Spans:
+    """Character spans, kept sorted and merged, so that an overlap test costs O(log n): an article
+    naming a chip thousands of times must not cost the square of that."""
+
+    def __init__(self, spans: list[tuple[int, int]] | None = None) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in spans or []:
+            self.add(start, end)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect_right(self._starts, start) - 1
+        if i >= 0 and self._ends[i] > start:
+            return True
+        return i + 1 < len(self._starts) and self._starts[i + 1] < end
+
+    def add(self, start: int, end: int) -> None:
+        lo = bisect_right(self._starts, start) - 1
+        if lo >= 0 and self._ends[lo] >= start:
+            start, end = self._starts[lo], max(end, self._ends[lo])
+        else:
+            lo += 1
+        hi = lo
+        while hi < len(self._starts) and self._starts[hi] <= end:
+            end = max(end, self._ends[hi])
+            hi += 1
+        self._starts[lo:hi], self._ends[lo:hi] = [start], [end]
