@@ -88,6 +88,7 @@ class ContextWords(_Entry):
     """Word lists (and, for references, regular expressions) around fabs and uses."""
 
     manufacturing: list[str]
+    chip_nouns: list[str]
     negation: list[str]
     relative: list[str]
     comparison: list[str]

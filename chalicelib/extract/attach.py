@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from chalicelib.extract.claims import BySentence, Claim
+from chalicelib.extract.claims import BySentence, Claim, FabClaim
 from chalicelib.extract.document import Document
 from chalicelib.extract.mentions import Mention
 from chalicelib.text import Sentence
@@ -67,10 +67,18 @@ class Attacher:
         doc = self.doc
         s = doc.sentences[claim.sentence]
         sentence = doc.sentence_text(s)
+        speaks_of_chips = doc.m.chip_nouns.search(sentence) is not None
         for company_id, regex in doc.m.companies.items():
             of_company = _current([x for x in self.mentions if x.company == company_id])
             families = {x.family: x for x in of_company}
-            if len(families) == 1 and regex.search(sentence):
+            in_paragraph = any(doc.sentences[x.sentence].paragraph == s.paragraph for x in of_company)
+            if not (regex.search(sentence) and (speaks_of_chips or in_paragraph)):
+                continue
+            if len(families) > 1 and isinstance(claim, FabClaim) and claim.fab is None:
+                # a change of fab said of the company ("Alibaba's processors were made by TSMC
+                # before") is news about its new chip, when the article describes one
+                families = {f: x for f, x in families.items() if not x.named}
+            if len(families) == 1:
                 first = next(iter(families.values()))
                 return [replace(first, model=None, in_catalog=first.named)]
         return []

@@ -45,13 +45,15 @@ def find_fab_claims(doc: Document, by_sentence: BySentence) -> list[FabClaim]:
     m, text = doc.m, doc.text
     named = [(mt.start(), mt.end(), m.fab_ids[mt.group().casefold()]) for mt in m.fab_names.finditer(text)]
     phrased = [(mt.start(), mt.end(), fab_id) for fab_id, rx in m.fab_patterns for mt in rx.finditer(text)]
-    found = _without_overlaps(sorted(named + phrased))
+    found = _without_overlaps(sorted(named + _not_naming(phrased, named)))
     claims: list[FabClaim] = []
     consumed: set[int] = set()
     for i, (start, end, fab) in enumerate(found):
         if i in consumed:
             continue
         s = doc.sentence_at(start)
+        if doc.sentence_text(s).rstrip().endswith(("?", "？")):
+            continue  # a question is not a claim ("is SMIC really making it?")
         clause = doc.clause_index(s, start)
         clause_start = doc.clauses(s)[clause].start
         if m.comparison.search(text, max(clause_start, start - 12), start):
@@ -75,6 +77,13 @@ def find_fab_claims(doc: Document, by_sentence: BySentence) -> list[FabClaim]:
             continue  # denied, stopped, only considered
         claims.append(FabClaim(fab, None, start, end, s.index))
     return claims
+
+
+def _not_naming(phrased: list[tuple[int, int, str]], named: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A phrase followed by the fab's name ("Chinese manufacturer SMIC", "国内代工厂中芯国际") is that
+    named fab: the phrase gives way to the name."""
+    name_starts = {start for start, _, _ in named}
+    return [p for p in phrased if not any(p[1] + gap in name_starts for gap in range(0, 3))]
 
 
 def _without_overlaps(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -48,6 +48,7 @@ class Matchers:
     fab_ids: dict[str, str]
     fab_patterns: list[tuple[str, re.Pattern[str]]]
     manufacturing: re.Pattern[str]
+    chip_nouns: re.Pattern[str]
     negation: re.Pattern[str]
     relative: re.Pattern[str]
     comparison: re.Pattern[str]
@@ -136,6 +137,7 @@ def _compile(catalog: Catalog) -> Matchers:
         fab_ids=fab_ids,
         fab_patterns=[(fab.id, re.compile(p)) for fab in catalog.fabs for p in fab.patterns],
         manufacturing=terms_regex(ctx.manufacturing),
+        chip_nouns=terms_regex(ctx.chip_nouns),
         negation=terms_regex(ctx.negation),
         relative=terms_regex(ctx.relative),
         comparison=terms_regex(ctx.comparison),
