@@ -100,8 +100,9 @@ class ContextWords(_Entry):
     anaphora: list[str]
     references: list[str]
     plural_references: list[str]
+    new_references: list[str]
 
-    @field_validator("references", "plural_references", "history")
+    @field_validator("references", "plural_references", "new_references", "history")
     @classmethod
     def _patterns_ok(cls, patterns: list[str]) -> list[str]:
         return [_check_regex(p) for p in patterns]

@@ -1,7 +1,8 @@
 """Extraction quality as the scorer in ../shared/eval measures it: a regression test.
 
-Thresholds are the issue's: family F1 ≥ 0.97; model, fab and use F1 ≥ 0.85; Nvidia F1 ≥ 0.95;
-and no negative article with a false chip.
+Thresholds are issue 11's: family F1 ≥ 0.97; model, fab and use F1 ≥ 0.90; shift (previous fab)
+F1 ≥ 0.80; Nvidia F1 ≥ 0.95; and no negative article with a false chip. tests/test_cases.py checks
+each article on its own, so that a regression names its article.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-THRESHOLDS = {"family_f1": 0.97, "model_f1": 0.85, "fab_f1": 0.85, "use_f1": 0.85, "nvidia_f1": 0.95}
+THRESHOLDS = {
+    "family_f1": 0.97, "model_f1": 0.90, "fab_f1": 0.90, "use_f1": 0.90, "shift_f1": 0.80, "nvidia_f1": 0.95,
+}
 
 
 def score(shared: Path, cases: Path, python: str) -> tuple[dict[str, float], str]:

@@ -23,6 +23,10 @@ from chalicelib.text import Sentence
 _JA_TOPIC = re.compile(r"(?<=[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9」』)])は")
 
 
+# How many sentences back "the chip", "该芯片" may look for the chip it means.
+_REFERENCE_REACH = 3
+
+
 class Attacher:
     """Holds the article's mentions by sentence and the topic of each sentence."""
 
@@ -32,7 +36,14 @@ class Attacher:
         self.by_sentence: BySentence = {}
         for x in mentions:
             self.by_sentence.setdefault(x.sentence, []).append(x)
+        self._clauses: dict[Mention, int] = {}
         self.topics = self._topics()
+
+    def _clause(self, x: Mention) -> int:
+        """The index of the clause a mention stands in, within its sentence (computed once)."""
+        if x not in self._clauses:
+            self._clauses[x] = self.doc.clause_index(self.doc.sentences[x.sentence], x.start)
+        return self._clauses[x]
 
     def chips_for(self, claim: Claim, window: int | None) -> list[Mention]:
         """The chip(s) a claim speaks of (`window`: how far, in characters, the nearest chip of the
@@ -41,17 +52,17 @@ class Attacher:
         s = doc.sentences[claim.sentence]
         here = self.by_sentence.get(s.index, [])
         clause = doc.clause_index(s, claim.start)
-        same_clause = [x for x in here if doc.clause_index(s, x.start) == clause]
+        same_clause = [x for x in here if self._clause(x) == clause]
         if same_clause:
             return [_nearest(same_clause, claim)[0]]  # type: ignore[index]
-        first_chip_clause = min((doc.clause_index(s, x.start) for x in here), default=len(doc.clauses(s)))
+        first_chip_clause = min((self._clause(x) for x in here), default=len(doc.clauses(s)))
         clause_end = doc.clauses(s)[clause].end
         if clause < first_chip_clause and (referents := self._refers_back(s, clause_end, bool(here))):
             return referents
         others = self._other_companies(s, clause)
         reachable = [
             x for x in here
-            if not self._contrast_between(s, clause, doc.clause_index(s, x.start)) and x.company not in others
+            if not doc.contrast_between(s, clause, self._clause(x)) and x.company not in others
         ]
         reachable = _current(reachable)
         # the subject comes first: a chip named before the claim speaks for it before one named after
@@ -98,28 +109,38 @@ class Attacher:
     def _refers_back(
         self, s: Sentence, upto: int, names_chips: bool, topics: BySentence | None = None
     ) -> list[Mention]:
-        """Which chips of the sentence before sentence `s` (read up to `upto`) it speaks of.
+        """Which chips of the sentences before sentence `s` (read up to `upto`) it speaks of.
 
-        - "both chips", "两款芯片均…": all of them;
-        - "The chip …", "It …", "该集群…", "これらのチップ": the one chip family there is (the
-          current one, when the other is named as history), even across a paragraph break;
+        - "the new chip", "该款新芯片": the new chip the article describes without a name;
+        - "both chips", "两款芯片均…": all chips of the sentence before;
+        - "The chip …", "It …", "该集群…", "これらのチップ": the one chip family of the nearest of
+          the last few sentences that has one (the current one, when the other is named as
+          history), even across a paragraph break;
         - Japanese drops a subject that stays the same: in the same paragraph, a sentence that
           names no chip, no company and no new topic ("Xは") continues with the chip before.
         """
         doc, m = self.doc, self.doc.m
         topics = self.topics if topics is None else topics
-        previous = topics.get(s.index - 1, []) if s.index else []
-        if not previous:
-            return []
         lead = doc.text[s.start:upto]
-        if any(rx.search(lead) for rx in m.plural_references):
-            return list({x.key: x for x in previous}.values())
-        previous = _current(previous)
-        if len({x.family for x in previous}) != 1:
+        if any(rx.search(lead) for rx in m.new_references):
+            unnamed = [x for x in self.mentions if not x.named and x.sentence < s.index]
+            if unnamed:
+                return [unnamed[-1]]
+        earlier = [i for i in range(s.index - 1, max(s.index - 1 - _REFERENCE_REACH, -1), -1) if topics.get(i)]
+        if not earlier:
+            return []
+        nearest = topics[earlier[0]]
+        if earlier[0] == s.index - 1 and any(rx.search(lead) for rx in m.plural_references):
+            return list({x.key: x for x in nearest}.values())
+        nearest = _current(nearest)
+        if len({x.family for x in nearest}) != 1:
             return []
         openers = [c for c in doc.clauses(s) if c.start < upto]
         if any(m.anaphora.match(doc.text, c.start) for c in openers) or any(rx.search(lead) for rx in m.references):
-            return [previous[-1]]
+            return [nearest[-1]]
+        if earlier[0] != s.index - 1:
+            return []
+        previous = nearest
         before = doc.sentences[s.index - 1]
         continues = (
             doc.lang == "ja"
@@ -130,21 +151,6 @@ class Attacher:
             and not any(rx.search(lead) for rx in m.companies.values())
         )
         return [previous[-1]] if continues else []
-
-    def _contrast_between(self, s: Sentence, a: int, b: int) -> bool:
-        """Whether a clause from min(a, b) to max(a, b) opens with "while", "but", "但", "一方" …
-
-        The first clause of the pair counts only for "although"-like openers, whose clause ends
-        at the comma; "but" there joins it to what came before.
-        """
-        doc = self.doc
-        lo, hi = sorted((a, b))
-        spans = doc.clauses(s)
-        for i in range(lo, hi + 1):
-            opener = doc.m.contrast.match(doc.text, spans[i].start)
-            if opener and (i > lo or opener.group().casefold() in doc.m.subordinators):
-                return True
-        return False
 
     def _other_companies(self, s: Sentence, clause: int) -> set[str]:
         """Companies the claim's clause names: a chip of any other company is not what it speaks of."""

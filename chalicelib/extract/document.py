@@ -24,6 +24,9 @@ class Document:
     _clauses: dict[int, list[Span]] = field(default_factory=dict)
     _clause_ends: dict[int, list[int]] = field(default_factory=dict)
     _tokens: dict[int, list[Token]] = field(default_factory=dict)
+    _token_starts: dict[int, list[int]] = field(default_factory=dict)
+    _openers: dict[int, tuple[list[str | None], list[int]]] = field(default_factory=dict)
+    _companies: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._sentence_starts = [s.start for s in self.sentences]
@@ -59,7 +62,45 @@ class Document:
         if s.index not in self._tokens:
             words = tokenizer(self.lang, self.m.tokenizer_words).tokens(self.sentence_text(s))
             self._tokens[s.index] = [Token(t.start + s.start, t.end + s.start, t.known) for t in words]
+            self._token_starts[s.index] = [t.start for t in self._tokens[s.index]]
         return self._tokens[s.index]
+
+    def token_across(self, s: Sentence, pos: int) -> bool:
+        """Whether a dictionary word of the tokeniser runs across position `pos` (starts before it
+        and ends after it)."""
+        tokens = self.tokens(s)
+        i = bisect_right(self._token_starts[s.index], pos - 1) - 1
+        return i >= 0 and tokens[i].known and tokens[i].start < pos < tokens[i].end
+
+    def contrast_between(self, s: Sentence, a: int, b: int) -> bool:
+        """Whether a clause from min(a, b) to max(a, b) opens with "while", "but", "但", "一方" …
+
+        The first clause of the pair counts only for "although"-like openers, whose clause ends
+        at the comma; "but" there joins it to what came before. O(1): openers are counted once
+        per sentence.
+        """
+        if s.index not in self._openers:
+            openers = [
+                mt.group().strip().casefold() if (mt := self.m.contrast.match(self.text, c.start)) else None
+                for c in self.clauses(s)
+            ]
+            counts = [0]
+            for opener in openers:
+                counts.append(counts[-1] + (opener is not None))
+            self._openers[s.index] = (openers, counts)
+        openers, counts = self._openers[s.index]
+        lo, hi = sorted((a, b))
+        return counts[hi + 1] - counts[lo + 1] > 0 or (openers[lo] or "") in self.m.subordinators
+
+    def companies(self, s: Sentence) -> list[tuple[int, int, str]]:
+        """(start, end, company id) of every company name in the sentence."""
+        if s.index not in self._companies:
+            self._companies[s.index] = sorted(
+                (mt.start(), mt.end(), company)
+                for company, rx in self.m.companies.items()
+                for mt in rx.finditer(self.text, s.start, s.end)
+            )
+        return self._companies[s.index]
 
 
 class Spans:

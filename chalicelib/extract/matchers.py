@@ -66,6 +66,7 @@ class Matchers:
     not_use: list[re.Pattern[str]]
     references: list[re.Pattern[str]]
     plural_references: list[re.Pattern[str]]
+    new_references: list[re.Pattern[str]]
     nvidia: list[tuple[str | None, re.Pattern[str]]]
 
 
@@ -155,5 +156,6 @@ def _compile(catalog: Catalog) -> Matchers:
         not_use=[re.compile(p) for p in uses.not_use],
         references=[re.compile(p) for p in ctx.references],
         plural_references=[re.compile(p) for p in ctx.plural_references],
+        new_references=[re.compile(p) for p in ctx.new_references],
         nvidia=[(p.id, re.compile(p.pattern)) for p in catalog.nvidia],
     )

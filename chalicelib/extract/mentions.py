@@ -155,7 +155,7 @@ def _is_word(doc: Document, s: Sentence, start: int, end: int) -> bool:
     """No dictionary word of the tokeniser runs across the name's edges (包含光刻机 is not 含光)."""
     if doc.lang == "en" or doc.text[start:end].isascii():
         return True
-    return not any(t.known and (t.start < start < t.end or t.start < end < t.end) for t in doc.tokens(s))
+    return not (doc.token_across(s, start) or doc.token_across(s, end))
 
 
 def _standalone_models(doc: Document, mentions: list[Mention]) -> list[Mention]:
@@ -220,12 +220,8 @@ def _unnamed_chips(doc: Document, named: list[Mention]) -> list[Mention]:
 
 def _company_of(doc: Document, s: Sentence, pos: int, companies: list[str]) -> str | None:
     """The tracked company a sentence names nearest before `pos` (else the first after it)."""
-    text = doc.sentence_text(s)
-    offset = pos - s.start
-    best: tuple[int, str] | None = None
-    for company in companies:
-        for match in doc.m.companies[company].finditer(text):
-            distance = offset - match.end() if match.end() <= offset else 10_000 + match.start()
-            if best is None or distance < best[0]:
-                best = (distance, company)
-    return best[1] if best else None
+    named = [(start, end, c) for start, end, c in doc.companies(s) if c in companies]
+    before = [c for _, end, c in named if end <= pos]
+    if before:
+        return before[-1]
+    return named[0][2] if named else None
