@@ -36,7 +36,7 @@ KNOWN_MISSES = {
     "dev/ja-gatesee-ascend-910-tsmc-910b-910c-smic":
         "the 910B's previous fab is inferred from a redesign story, not said with a change word",
     "dev/ja-cafedc-alibaba-inference-chip-hanguang-800-tsmc":
-        "the earlier TSMC-made processor is identified as the Hanguang 800 one sentence later ('そのチップは…と呼ばれ')",
+        "the earlier TSMC-made processor is identified as the Hanguang 800 a sentence later ('そのチップは…と呼ばれ')",
     "cases/en-trade-kunlun-production-tsmc-to-smic":
         "'the second-generation Kunlun' (model II written before the family name) is not read as a model",
     "cases_long/zh-ascend-capacity-smic-shenzhen-fab":

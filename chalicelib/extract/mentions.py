@@ -139,7 +139,9 @@ def _in_context(doc: Document, s: Sentence, family: Family, kind: NameKind, esta
 
 
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
-_MINOR_WORDS = frozenset(("a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "vs", "with"))
+_MINOR_WORDS = frozenset((
+    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "vs", "with",
+))
 
 
 def _title_case(doc: Document, s: Sentence) -> bool:
