@@ -52,6 +52,15 @@ def detect_language(text: str) -> Lang:
     return "en"
 
 
+def with_title(title: str | None, body: str) -> str:
+    """The article as read and stored: its title as the first line, unless the body (trafilatura
+    often keeps the page's headline) already starts with it. The title is a sentence like any other."""
+    title, body = normalise(title or "").strip(), normalise(body)
+    if not title or body.lstrip().startswith(title):
+        return body
+    return f"{title}\n\n{body}"
+
+
 def looks_like_text(text: str) -> bool:
     """False for binary junk: many control or replacement characters."""
     sample = text[:20000]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.extract import extract
+from chalicelib.text import with_title
 from tests.conftest import ROOT, SHARED
 
 CORPORA = {
@@ -66,7 +67,7 @@ def _cases() -> list:
 def test_labelled_article(shared: Path, path: Path):
     keys = _scorer().keys
     case = json.loads(path.read_text(encoding="utf-8"))
-    found = extract(case["text"], case.get("lang"))
+    found = extract(with_title(case.get("title"), case["text"]), case.get("lang"))  # as `extract` reads it
     got = keys([e.model_dump() for e in found.events])
     gold = keys(case["events"])
     optional = keys(case.get("optional_events") or [])

@@ -95,7 +95,7 @@ def _read_mention(
     s = doc.sentence_at(start)
     for family, kind in m.name_kinds.get((key, sensitive), []):
         models = _read_models(doc, m.families[family.id], end)
-        if not models and not _in_context(doc, s, family, kind, family.id in established, sensitive):
+        if not models and not _in_context(doc, s, family, kind, family.id in established):
             continue
         if not _is_word(doc, s, start, end):
             continue
@@ -122,35 +122,29 @@ def _read_models(doc: Document, fm: FamilyMatchers, pos: int) -> list[tuple[str,
     return found
 
 
-def _in_context(doc: Document, s: Sentence, family: Family, kind: NameKind, established: bool, sensitive: bool) -> bool:
+def _in_context(doc: Document, s: Sentence, family: Family, kind: NameKind, established: bool) -> bool:
     """Whether a name that is also an ordinary word is used for the chip in this sentence.
 
-    In a headline written in title case every word is capitalised, so a case-sensitive name
-    ("Ascend") proves nothing by its capital there: it needs the company's name beside it.
+    A headline (a line without a full stop: a title, a caption, a list item) packs several
+    topics into one line and capitalises every word, so there a chip word or the article's topic
+    proves nothing: the name needs the company's name beside it.
     """
-    if kind == "name" or (kind == "context" and established and not (sensitive and _title_case(doc, s))):
-        return True
     sentence = doc.sentence_text(s)
-    if doc.m.companies[family.company].search(sentence):
+    if kind == "name" or doc.m.companies[family.company].search(sentence):
         return True
-    if sensitive and _title_case(doc, s):
+    if _headline(sentence):
         return False
+    if kind == "context" and established:
+        return True
     return (kind == "context" or established) and doc.m.chip_words.search(sentence) is not None
 
 
-_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
-_MINOR_WORDS = frozenset((
-    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "vs", "with",
-))
+# A sentence that ends with one of these is prose; a line that ends without one is a headline.
+_SENTENCE_MARKS = (".", "。", "!", "?", "！", "？", "」", "』", "”", '"', ")", "）", ":", "：")
 
 
-def _title_case(doc: Document, s: Sentence) -> bool:
-    """A line with no full stop whose words (beyond the small ones) all start with a capital."""
-    text = doc.sentence_text(s)
-    if text.rstrip().endswith((".", "。")):
-        return False
-    words = [w for w in _LATIN_WORD.findall(text) if w.casefold() not in _MINOR_WORDS]
-    return len(words) >= 3 and all(w[0].isupper() for w in words)
+def _headline(sentence: str) -> bool:
+    return not sentence.rstrip().endswith(_SENTENCE_MARKS)
 
 
 def _is_word(doc: Document, s: Sentence, start: int, end: int) -> bool:
