@@ -9,7 +9,9 @@ It measures, in one run:
 - the load time of the zh and ja tokenisers (kept out of the throughput by a warm-up);
 - the import time of `chalicelib.extract` in fresh interpreters, without and with both tokenisers
   loaded (median of 3), and their peak RSS;
-- the peak Python heap of extraction (tracemalloc, one extra pass) and the peak RSS of this run.
+- the peak Python heap of extraction (tracemalloc, one extra pass) and the peak RSS of this run;
+- one long paragraph without a sentence end (100,000 characters of Chinese, 50,000 of English,
+  written here) against a target of 1 s each, and its cost per character next to the dev corpus's.
 Times are the median of `--repeat` passes. The shared data is read in place, never copied.
 """
 
@@ -189,8 +191,24 @@ def main() -> None:
     print(f"peak memory: extraction heap (tracemalloc) {heap_peak / 2**20:.1f} MiB, "
           f"this whole run (RSS, incl. trafilatura) {mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)}")
 
+    print("\none paragraph without a sentence end (median of the passes; target < 1 s each):")
+    dev_rate = statistics.median(dev_passes) / dev_chars
+    for lang, text in long_paragraphs().items():
+        seconds = statistics.median(timed(lambda text=text, lang=lang: extract(text, lang)) for _ in range(repeat))
+        print(f"  {lang}: {len(text):>7,} chars  {seconds:.3f} s  "
+              f"({seconds / len(text) / dev_rate:.1f}x the dev corpus's time per character)")
+
     for p in broken:
         print(f"\nextract() raised on {p.path.relative_to(args.shared)}:\n{p.error}", file=sys.stderr)
+
+
+def long_paragraphs() -> dict[str, str]:
+    """A page that is one paragraph with no full stop, dense with chips, fabs and uses (own words)."""
+    zh = ("华为昇腾910C芯片由中芯国际代工，用于训练和推理，阿里巴巴正在研发一款新的AI芯片，"
+          "百度昆仑芯P800集群规模扩大，英伟达H20受限，")
+    en = ("Huawei's Ascend 910C is made by SMIC and used for training, while Alibaba is testing a new "
+          "inference chip and Baidu deploys Kunlun P800 clusters next to Nvidia H20 parts, ")
+    return {"zh": (zh * (100_000 // len(zh) + 1))[:100_000], "en": (en * (50_000 // len(en) + 1))[:50_000]}
 
 
 if __name__ == "__main__":

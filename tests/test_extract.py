@@ -339,3 +339,120 @@ def test_an_article_naming_a_chip_thousands_of_times_is_one_event():
     (event,) = extract(text).events
     assert (event.model, event.fab, event.use) == ("910C", "smic", "inference")
     assert len(event.evidence) <= 3
+
+
+# Unnamed new chips (LABELING.md: family "unnamed") ----------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "company"),
+    [
+        ("Alibaba is testing a new AI inference chip that a Chinese company makes.", "alibaba"),
+        ("Huawei is preparing to test the latest generation of its AI chips.", "huawei"),
+        ("据报道，百度正在研发一款新的AI芯片。", "baidu"),
+        ("阿里巴巴自主研发的新一代AI芯片已进入测试阶段。", "alibaba"),
+        ("アリババは推論向けの新型AIチップを開発している。", "alibaba"),
+    ],
+)
+def test_a_new_chip_described_without_a_name_is_an_unnamed_event(text, company):
+    assert {(e.company, e.family, e.model) for e in extract(text).events} == {(company, "unnamed", None)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Alibaba's AI chips are sold through its cloud.",  # chips in general, nothing new described
+        "华为发布新一代旗舰手机Mate 80，搭载新款麒麟芯片。",  # a phone's chip
+        "Nvidia is testing a new chip for China.",  # not a tracked company
+        "阿里巴巴今年新增算力中自研芯片占比提高。",  # 新增 is "added", not "new"
+    ],
+)
+def test_no_unnamed_chip_without_a_new_chip_of_a_tracked_company(text):
+    assert extract(text).events == []
+
+
+def test_a_new_chip_named_in_its_sentence_is_that_chip():
+    found = extract("Huawei unveiled a new AI chip, the Ascend 950PR, for inference.").events
+    assert {(e.family, e.model, e.use) for e in found} == {("ascend", "950PR", "inference")}
+
+
+def test_the_new_chip_takes_its_claims_not_the_chip_named_as_history():
+    text = ("Alibaba is developing a new AI inference chip. It is expected to be made by a domestic company "
+            "instead of TSMC. In 2019 Alibaba launched the Hanguang 800, which was made by TSMC. "
+            "The new chip is aimed at inference.")
+    found = {e.family: e for e in extract(text).events}
+    assert (found["unnamed"].fab, found["unnamed"].previous_fab, found["unnamed"].use) == ("domestic", "tsmc", "inference")
+    assert (found["hanguang"].model, found["hanguang"].fab, found["hanguang"].use) == ("800", "tsmc", None)
+
+
+# Shifts: previous_fab -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Huawei moved production of the Ascend 910C from TSMC to SMIC.",
+        "The Ascend 910C is no longer made by TSMC; SMIC now manufactures it.",
+        "The Ascend 910C is made by SMIC instead of TSMC.",
+        "昇腾910C不再由台积电代工，转由中芯国际生产。",
+        "昇騰910Cは以前はTSMCが製造していたが、現在はSMICが製造している。",
+    ],
+)
+def test_a_reported_change_of_fab_gives_the_previous_fab(text):
+    (event,) = extract(text).events
+    assert (event.fab, event.previous_fab) == ("smic", "tsmc")
+    assert event.evidence_for("previous_fab") is not None
+
+
+def test_a_bare_contrast_is_not_a_change():
+    (event,) = extract("The Ascend 910C is made by SMIC, not TSMC.").events
+    assert (event.fab, event.previous_fab) == ("smic", None)
+
+
+def test_a_question_is_not_a_fab_claim():
+    (event,) = extract("Is SMIC really manufacturing the Ascend 910C?").events
+    assert event.fab is None
+
+
+# Evidence: each attribute has a sentence that supports it ----------------------------------------------
+
+def test_every_attribute_has_evidence_that_supports_it(shared):
+    import json
+
+    for path in sorted((shared / "corpus" / "dev").glob("*.json")):
+        case = json.loads(path.read_text(encoding="utf-8"))
+        text = normalise(case["text"])
+        for event in extract(text, case["lang"]).events:
+            assert event.evidence_for("chip"), (path.name, event)
+            for attribute in ("fab", "previous_fab", "use"):
+                if getattr(event, attribute):
+                    assert event.evidence_for(attribute), (path.name, attribute, event)
+            for ev in event.evidence:
+                assert text[ev.start:ev.end] == ev.text
+
+
+def test_the_fab_evidence_is_the_sentence_that_names_the_fab():
+    (event,) = extract("Huawei showed the Ascend 910C. The chip is made by SMIC on its N+2 node.").events
+    assert event.evidence_for("fab").text == "The chip is made by SMIC on its N+2 node."
+    assert event.evidence_for("chip").text == "Huawei showed the Ascend 910C."
+
+
+# Headlines and long paragraphs ---------------------------------------------------------------------------
+
+def test_a_trap_name_in_a_headline_needs_the_company_beside_it():
+    assert extract("古劍「含光」復刻品亮相 博物館結合AI影像\n\n相傳名劍「含光」視之不可見。").events == []
+    assert extract("Chip Stocks Ascend As AI Demand Grows\n\nShares rose.").events == []
+    assert {e.family for e in extract("Huawei Ascend Chips Gain Ground\n\nSales rose.").events} == {"ascend"}
+
+
+def test_a_paragraph_without_a_sentence_end_is_read_in_bounded_pieces():
+    from chalicelib.catalog import load_catalog
+    from chalicelib.text import sentences
+
+    unit = "华为昇腾910C芯片由中芯国际代工，用于训练和推理，百度昆仑芯P800集群规模扩大，"
+    text = unit * 2000  # 80,000 characters, no 。
+    limit = load_catalog().limits.sentence_chars
+    pieces = sentences(text, limit)
+    assert max(p.end - p.start for p in pieces) <= limit
+    assert "".join(text[p.start:p.end] for p in pieces) == text.replace(" ", "")
+    assert {(e.family, e.model, e.fab, e.use) for e in extract(text).events} == {
+        ("ascend", "910C", "smic", "both"), ("kunlun", "P800", None, None),
+    }

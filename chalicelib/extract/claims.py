@@ -70,7 +70,8 @@ def find_fab_claims(doc: Document, by_sentence: BySentence) -> list[FabClaim]:
             claims.append(FabClaim(nxt[2], fab, nxt[0], nxt[1], s.index))
             consumed.add(i + 1)
             continue
-        if _replaced(doc, s, clause_start, start, claims):
+        since = found[i - 1][1] if i and found[i - 1][1] > s.start else s.start  # after the fab before it
+        if _replaced(doc, s, clause_start, since, start, claims):
             claims.append(FabClaim(None, fab, start, end, s.index))
             continue
         if _negated(doc, s, clause, start, end):
@@ -99,13 +100,15 @@ def _without_overlaps(found: list[tuple[int, int, str]]) -> list[tuple[int, int,
     return kept
 
 
-def _replaced(doc: Document, s: Sentence, clause_start: int, start: int, earlier: list[FabClaim]) -> bool:
-    """The fab is said to have made the chip before: "previously", "以前は", "曾由" anywhere before it
-    in its sentence; "instead of", "no longer", "不再", "有別於先前" in its clause; or, after a
-    current fab claim of the same sentence, a change word between the two ("fabricated in China,
-    marking a pivot from … TSMC")."""
+def _replaced(
+    doc: Document, s: Sentence, clause_start: int, since: int, start: int, earlier: list[FabClaim]
+) -> bool:
+    """The fab is said to have made the chip before: "previously", "以前は", "曾由" before it in its
+    sentence (`since` the fab named before it); "instead of", "no longer", "不再", "有別於先前" in its
+    clause; or, after a current fab claim of the same sentence, a change word between the two
+    ("fabricated in China, marking a pivot from … TSMC")."""
     m, text = doc.m, doc.text
-    if m.previous.search(text, s.start, start) or m.replaced.search(text, clause_start, start):
+    if m.previous.search(text, since, start) or m.replaced.search(text, clause_start, start):
         return True
     current = [c for c in earlier if c.sentence == s.index and c.fab]
     return bool(current) and bool(m.replaced.search(text, current[-1].end, start) or

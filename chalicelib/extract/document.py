@@ -27,6 +27,7 @@ class Document:
     _token_starts: dict[int, list[int]] = field(default_factory=dict)
     _openers: dict[int, tuple[list[str | None], list[int]]] = field(default_factory=dict)
     _companies: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
+    _chip_words: dict[int, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._sentence_starts = [s.start for s in self.sentences]
@@ -91,6 +92,12 @@ class Document:
         openers, counts = self._openers[s.index]
         lo, hi = sorted((a, b))
         return counts[hi + 1] - counts[lo + 1] > 0 or (openers[lo] or "") in self.m.subordinators
+
+    def names_chip_words(self, s: Sentence) -> bool:
+        """Whether the sentence has a word that makes it about chips ("chip", 芯片, 算力 …)."""
+        if s.index not in self._chip_words:
+            self._chip_words[s.index] = self.m.chip_words.search(self.text, s.start, s.end) is not None
+        return self._chip_words[s.index]
 
     def companies(self, s: Sentence) -> list[tuple[int, int, str]]:
         """(start, end, company id) of every company name in the sentence."""

@@ -129,14 +129,13 @@ def _in_context(doc: Document, s: Sentence, family: Family, kind: NameKind, esta
     topics into one line and capitalises every word, so there a chip word or the article's topic
     proves nothing: the name needs the company's name beside it.
     """
-    sentence = doc.sentence_text(s)
-    if kind == "name" or doc.m.companies[family.company].search(sentence):
+    if kind == "name" or any(company == family.company for _, _, company in doc.companies(s)):
         return True
-    if _headline(sentence):
+    if _headline(doc.sentence_text(s)):
         return False
     if kind == "context" and established:
         return True
-    return (kind == "context" or established) and doc.m.chip_words.search(sentence) is not None
+    return (kind == "context" or established) and doc.names_chip_words(s)
 
 
 # A sentence that ends with one of these is prose; a line that ends without one is a headline.
