@@ -380,7 +380,8 @@ def test_the_new_chip_takes_its_claims_not_the_chip_named_as_history():
             "instead of TSMC. In 2019 Alibaba launched the Hanguang 800, which was made by TSMC. "
             "The new chip is aimed at inference.")
     found = {e.family: e for e in extract(text).events}
-    assert (found["unnamed"].fab, found["unnamed"].previous_fab, found["unnamed"].use) == ("domestic", "tsmc", "inference")
+    new = found["unnamed"]
+    assert (new.fab, new.previous_fab, new.use) == ("domestic", "tsmc", "inference")
     assert (found["hanguang"].model, found["hanguang"].fab, found["hanguang"].use) == ("800", "tsmc", None)
 
 
