@@ -267,7 +267,7 @@ class Result:
 
 def chips_store_calls(store: EventStore) -> int:
     """The store calls /chips makes: every "seen" sighting, then each reported chip's newest claims."""
-    reported = {f.id for f in load_catalog().families if f.report}
+    reported = set(load_catalog().reported_family_ids)  # as /chips: "unnamed" chips too
     read = 0
     for sighting in store.list_sightings("seen"):
         _, company, family, model = sighting.key.split("|", 3)

@@ -20,7 +20,7 @@ log = logging.getLogger("chalicelib")
 def extract_lines(lines: Iterable[str]) -> Iterator[ExtractResult]:
     """One result per input line, in order; a bad line gives an error result, never a crash."""
     from chalicelib.extract import extract
-    from chalicelib.text import looks_like_text
+    from chalicelib.text import looks_like_text, with_title
 
     for number, line in enumerate(lines, 1):
         line_id = None
@@ -32,7 +32,7 @@ def extract_lines(lines: Iterable[str]) -> Iterator[ExtractResult]:
             request = ExtractRequest.model_validate(data)
             if not looks_like_text(request.text):
                 raise ValueError("text looks like binary data, not an article")
-            found = extract(request.text, request.lang)
+            found = extract(with_title(request.title, request.text), request.lang)
             yield ExtractResult(id=request.id, lang=found.lang, events=found.events, nvidia_models=found.nvidia_models)
         except json.JSONDecodeError as exc:
             yield ExtractResult(id=None, error=f"line {number}: not JSON: {exc.msg} at column {exc.colno}")
@@ -128,10 +128,15 @@ def _cmd_events(args: argparse.Namespace) -> int:
 
 def _brief(event) -> str:
     """One readable line: chip, fab, use, Nvidia parts, title."""
+    from chalicelib.labels import is_unnamed
+
     fab = event.fab or "-"
     if event.previous_fab:
         fab += f" (was {event.previous_fab})"
-    chip = f"{event.company} {event.family} {event.model or '(family)'}"
+    if is_unnamed(event.family):  # "alibaba unnamed (family)" would read as a family called unnamed
+        chip = f"{event.company} (unnamed new chip)"
+    else:
+        chip = f"{event.company} {event.family} {event.model or '(family)'}"
     nvidia = ",".join(event.nvidia_models) or "-"
     return f"{chip:<28} fab={fab:<22} use={event.use or '-':<10} nvidia={nvidia:<14} {event.article.title[:60]}"
 

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pydantic import BaseModel
 
 from chalicelib import __version__
-from chalicelib.catalog import load_catalog
+from chalicelib.catalog import Catalog, load_catalog
 from chalicelib.dependence import (
     DEFINITION,
     empty_period,
@@ -172,14 +172,21 @@ def _limit(value: str) -> int:
     return int(value)
 
 
+def family_ids(catalog: Catalog) -> list[str]:
+    """What the family filter accepts: every catalog family (report = false ones too, which match
+    nothing, as before) and "unnamed", a tracked company's new chip described without a name."""
+    return sorted({f.id for f in catalog.families} | set(catalog.reported_family_ids))
+
+
 def event_query(values: dict[str, str]) -> EventQuery:
     """The filters of /events and /events.atom, each checked against the catalog."""
     catalog = load_catalog()
     checked: dict[str, object] = {}
+    choices = {"company": sorted(c.id for c in catalog.companies), "family": family_ids(catalog),
+               "fab": sorted(f.id for f in catalog.fabs)}
     for name in ("company", "family", "fab"):
         if name in values:
-            ids = {"company": catalog.companies, "family": catalog.families, "fab": catalog.fabs}[name]
-            checked[name] = _choice(name, values[name], sorted(item.id for item in ids))
+            checked[name] = _choice(name, values[name], choices[name])
     if "use" in values:
         checked["use"] = _choice("use", values["use"], ["training", "inference", "both"])
     if "lang" in values:
@@ -231,7 +238,7 @@ def get_event(event_id: str) -> ApiResponse:
 def list_chips(params: Params | None) -> ApiResponse:
     values = _single(params, ("company", "family"))
     catalog = load_catalog()
-    wanted = {k: _choice(k, v, sorted(x.id for x in (catalog.companies if k == "company" else catalog.families)))
+    wanted = {k: _choice(k, v, sorted(c.id for c in catalog.companies) if k == "company" else family_ids(catalog))
               for k, v in values.items()}
     chips: dict[str, ChipSummary] = {}
     for family in catalog.families:
@@ -239,7 +246,9 @@ def list_chips(params: Params | None) -> ApiResponse:
             for model in [None, *(m.id for m in family.models)]:
                 chips[chip_key(family.company, family.id, model)] = ChipSummary(
                     company=family.company, family=family.id, model=model, in_catalog=True)
-    reported = {f.id for f in catalog.families if f.report}
+    # reported families, and "unnamed": a company's chip without a name is listed once it is sighted
+    # ("seen|alibaba|unnamed|"), never as a catalog chip (in_catalog false, model null)
+    reported = set(catalog.reported_family_ids)
     store = get_store()
     # "seen|…" sightings: each chip's first event in the news (the catalog's seed is not news)
     for sighting in store.list_sightings("seen"):
@@ -366,6 +375,15 @@ def openapi_document() -> dict:
     _, schemas = models_json_schema([(m, "serialization") for m in models],
                                     ref_template="#/components/schemas/{model}")
     catalog = load_catalog()
+    # what the field names leave unsaid
+    defs = schemas["$defs"]
+    defs["Evidence"]["properties"]["supports"]["description"] = (
+        "what this sentence is evidence of: that the article names the chip, its fab, its previous fab, its use; "
+        "every non-null fab, previous_fab and use has a sentence supporting it")
+    unnamed = (f"a catalog chip family id, or {catalog.unnamed.id!r} (model null): a new chip of a tracked company "
+               "that the article describes without a name")
+    for name in ("StoredEvent", "ChipSummary"):
+        defs[name]["properties"]["family"]["description"] = unnamed
 
     def param(name: str, schema: dict, description: str) -> dict:
         return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
@@ -377,7 +395,8 @@ def openapi_document() -> dict:
     model_name = {"type": "string", "pattern": _MODEL.pattern, "maxLength": 30}
     filters = [
         param("company", enum(sorted(c.id for c in catalog.companies)), "company id"),
-        param("family", enum(sorted(f.id for f in catalog.families)), "chip family id"),
+        param("family", enum(family_ids(catalog)),
+              f"chip family id; {catalog.unnamed.id!r}: a tracked company's new chip described without a name"),
         param("model", model_name, "chip model, e.g. 910C"),
         param("fab", enum(sorted(f.id for f in catalog.fabs)), "fab id"),
         param("use", enum(["training", "inference", "both"]), "use"),

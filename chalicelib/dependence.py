@@ -14,8 +14,9 @@ DEFINITION = (
     "Per period (ISO week from Monday, or calendar month, UTC), over the articles the tracker stored in "
     "it (first fetch date; duplicates left out): nvidia_articles name at least one Nvidia product (H20, "
     "H100, Blackwell …); domestic_articles name at least one tracked Chinese AI chip (Ascend, Kunlun, "
-    "Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao); both_articles name both. domestic_share = "
-    "domestic_articles / (domestic_articles + nvidia_articles), null when both are 0: of the articles "
+    "Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao, or a tracked company's new chip described without a "
+    "name); both_articles name both. domestic_share = domestic_articles / (domestic_articles + "
+    "nvidia_articles), null when both are 0: of the articles "
     "naming an AI chip of either side, the share naming a domestic one (an article naming both counts "
     "on both sides). domestic_events_by_company and domestic_events_by_use count chip mentions (one per "
     "article and chip); use 'unknown' when the article does not say. nvidia_models counts articles "
@@ -30,7 +31,8 @@ def empty_period(name: str, start: date, end: date) -> DependencePeriod:
 
 def tally(periods: dict[date, DependencePeriod], stats: Iterable[ArticleStats], period_of) -> None:
     """Count each article into the period `period_of(day)` names (a key of `periods`), then the shares."""
-    reported = {f.id for f in load_catalog().families if f.report}
+    # a tracked company's new chip without a name ("unnamed") is a domestic chip too
+    reported = set(load_catalog().reported_family_ids)
     for article in stats:
         period = periods[period_of(article.day)]
         chips = [c for c in article.chips if c.family in reported]

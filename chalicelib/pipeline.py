@@ -182,7 +182,7 @@ def process_page(
 ) -> tuple[str, int, int]:
     """Fetch, read and extract one page, and store what came of it (an error too)."""
     from chalicelib.extract import extract, extractor_version
-    from chalicelib.text import detect_language, normalise
+    from chalicelib.text import detect_language, with_title
 
     article = Article(
         url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
@@ -198,7 +198,7 @@ def process_page(
     except FetchError as exc:
         return _record_failure(article, exc, store, now), 0, 0
 
-    article.text = normalise(text)
+    article.text = with_title(entry.title, text)
     article.lang = detect_language(article.text)
     article.simhash = simhash(article.text, article.lang)
     article.extractor = extractor_version()
@@ -283,6 +283,8 @@ def seed_catalog(store: EventStore, now: datetime | None = None) -> int:
     if store.get_sighting(marker.key):
         return 0  # this catalog version is seeded already
     keys = []
+    # catalog families only: an unnamed chip ("chip|alibaba|unnamed|") is never seeded, so each
+    # company's first one is news
     for family in (f for f in catalog.families if f.report):
         for model, fabs in [(None, family.fabs), *((m.id, m.fabs) for m in family.models)]:
             chip = chip_key(family.company, family.id, model)

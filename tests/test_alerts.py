@@ -24,8 +24,17 @@ from chalicelib.notify.slack import (
     configured_channel,
     deliver_alerts,
 )
-from chalicelib.pipeline import Options, deliver_pending_alerts, reextract, run_cycle, run_feed_job, seed_catalog
+from chalicelib.pipeline import (
+    Options,
+    claim_sightings,
+    deliver_pending_alerts,
+    reextract,
+    run_cycle,
+    run_feed_job,
+    seed_catalog,
+)
 from chalicelib.settings import settings
+from chalicelib.store import event_id
 from tests.localsite import LocalSite, page, rss
 from tests.motoserver import free_port
 
@@ -251,6 +260,71 @@ def test_article_text_reaches_slack_as_text_never_as_a_mention_or_a_link():
     assert sum(text.count("<") for text in mrkdwn) == 1
 
 
+def unnamed_event(url: str = "https://news.example.com/2026/11/alibaba-chip", company: str = "alibaba",
+                  **changes) -> StoredEvent:
+    """A tracked company's new chip that the article describes without a name (family "unnamed"),
+    its evidence saying which sentence supports what."""
+    event = StoredEvent(
+        id=event_id(url, company, "unnamed", None), company=company, family="unnamed", model=None,
+        fab="domestic", previous_fab="tsmc", use="inference", extractor="test", lang="en",
+        evidence=[
+            Evidence(text="Alibaba is testing a new AI inference chip, people familiar with the matter said.",
+                     start=0, end=82, supports=["chip", "use"]),
+            Evidence(text="Production has moved from TSMC to a domestic foundry.", start=83, end=137,
+                     supports=["fab", "previous_fab"]),
+        ],
+        article=ArticleRef(url=url, title="Alibaba tests a new AI chip"), first_seen=T0,
+    )
+    return event.model_copy(update=changes)
+
+
+def test_an_unnamed_chip_is_announced_by_what_the_article_says_of_it():
+    payload = alert_message(Alert(key="chip|alibaba|unnamed|", kind="new chip", event=unnamed_event(),
+                                  next_attempt=T0))
+    headline = "New chip: Alibaba, unnamed inference chip; DOMESTIC fab (was TSMC)"
+    assert payload["blocks"][0]["text"] == {"type": "plain_text", "text": headline}
+    assert payload["text"] == headline  # nothing in it to escape
+    assert fields_of(payload) == {"Company": "Alibaba", "Chip": "unnamed chip", "Fab": "DOMESTIC",
+                                  "Previous fab": "TSMC", "Use": "inference", "Nvidia named": "none"}
+    for changes, expected in (
+        ({"previous_fab": None}, "New chip: Alibaba, unnamed inference chip; DOMESTIC fab"),  # no "(was …)"
+        ({"fab": None, "previous_fab": None}, "New chip: Alibaba, unnamed inference chip"),  # no fab part
+        ({"use": "both", "fab": "smic", "previous_fab": None}, "New chip: Alibaba, unnamed training and inference "
+                                                               "chip; SMIC fab"),
+        ({"use": None, "fab": None, "previous_fab": None, "company": "baidu"}, "New chip: Baidu, unnamed chip"),
+    ):
+        payload = alert_message(Alert(key="chip|alibaba|unnamed|", kind="new chip",
+                                      event=unnamed_event(**changes), next_attempt=T0))
+        assert payload["blocks"][0]["text"]["text"] == expected
+    # a new foundry for it reads as for any chip
+    payload = alert_message(Alert(key="fab|alibaba|unnamed||domestic", kind="new fab", event=unnamed_event(),
+                                  next_attempt=T0))
+    assert payload["blocks"][0]["text"]["text"] == payload["text"] == "New foundry for Alibaba unnamed chip: DOMESTIC"
+
+
+def test_the_alert_quotes_the_fab_sentence_first_then_the_chip_sentence():
+    chip = Evidence(text=f"{HOSTILE} Huawei's Ascend 910C is its fastest chip.", start=0, end=60)
+    use = Evidence(text="It is used for inference.", start=61, end=86, supports=["use"])
+    fab = Evidence(text="SMIC makes the 910C <@U024BE7LH> on its 7nm process.", start=87, end=140,
+                   supports=["fab"])
+
+    def quoted(event: StoredEvent) -> str:
+        payload = alert_message(Alert(key="fab|huawei|ascend|910C|smic", kind="new fab", event=event,
+                                      next_attempt=T0))
+        return payload["blocks"][2]["text"]["text"]
+
+    event = sample_event(fab="smic", previous_fab=None, evidence=[chip, use, fab])
+    assert quoted(event) == (  # at most two, the fab's first, escaped as ever
+        "> SMIC makes the 910C &lt;@U024BE7LH&gt; on its 7nm process.\n"
+        "> &lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt; Huawei's Ascend 910C is its fastest chip.")
+    both = fab.model_copy(update={"supports": ["chip", "fab"]})  # one sentence names the chip and its fab
+    assert quoted(sample_event(fab="smic", previous_fab=None, evidence=[use, both])) == (
+        "> SMIC makes the 910C &lt;@U024BE7LH&gt; on its 7nm process.")
+    # no fab claimed (or evidence stored before it said what it supports): the sentences in order
+    assert quoted(sample_event(fab=None, previous_fab=None, evidence=[chip, use, fab])).count("\n> ") == 1
+    assert quoted(sample_event(fab=None, previous_fab=None, evidence=[use, fab])).startswith("> It is used")
+
+
 # One alert per first sighting ----------------------------------------------------------------------------
 
 def test_one_alert_per_first_sighting_whatever_the_articles_and_reruns(site, store, monkeypatch):
@@ -325,6 +399,45 @@ def test_without_the_seed_every_chip_is_news_once(site, store, monkeypatch):
     assert store.get_sighting("fab|alibaba|hanguang|800|tsmc") is not None  # seen, so later TSMC claims are old news
     assert store.get_sighting("chip|baidu|kunlun|P800").event_id != "catalog"
     assert not any(s.event_id == "catalog" for s in store.list_sightings("chip"))
+
+
+def test_an_unnamed_chip_is_news_once_per_company_and_its_new_fabs_too(store):
+    """The seed knows no unnamed chip: a company's first one alerts once; the same event again, or
+    another article's unnamed chip of that company (the same key, chip|alibaba|unnamed|), does not;
+    a new fab for it does, and so does another company's first."""
+    seed_catalog(store, T0)
+    assert not [s.key for s in store.list_sightings("chip") if "|unnamed|" in s.key]
+    first = unnamed_event()
+    store.put_events([first])
+    assert claim_sightings(store, [first], T0) == 2  # the chip, and its fab recorded with it
+    assert store.get_sighting("chip|alibaba|unnamed|").event_id == first.id
+    with WebhookSink() as sink:
+        slack = SlackWebhook(sink.url)
+        assert deliver_alerts(store, slack, T0) == (1, 0)
+        assert sink.headlines() == ["New chip: Alibaba, unnamed inference chip; DOMESTIC fab (was TSMC)"]
+
+        later = T0 + timedelta(hours=1)
+        assert claim_sightings(store, [first], later) == 0  # a re-run
+        other = unnamed_event("https://other.example/alibaba-ai-chip", use="training", fab=None, previous_fab=None)
+        assert claim_sightings(store, [other], later) == 0  # another article, the same unnamed Alibaba chip
+        assert deliver_alerts(store, slack, later) == (0, 0)
+
+        smic = unnamed_event("https://third.example/alibaba-smic", fab="smic", previous_fab=None, evidence=[
+            first.evidence[0], Evidence(text="SMIC now makes the chip, a supplier said.", start=83, end=124,
+                                        supports=["fab"])])
+        baidu = unnamed_event("https://third.example/baidu-chip", company="baidu", fab=None, previous_fab=None)
+        assert claim_sightings(store, [smic, baidu, smic], later) == 2
+        assert deliver_alerts(store, slack, later) == (2, 0)
+        assert sink.headlines() == ["New chip: Alibaba, unnamed inference chip; DOMESTIC fab (was TSMC)",
+                                    "New chip: Baidu, unnamed inference chip",
+                                    "New foundry for Alibaba unnamed chip: SMIC"]
+        # the fab's sentence is quoted first
+        fab_alert = next(p for p in sink.accepted if p["blocks"][0]["text"]["text"].startswith("New foundry"))
+        assert fab_alert["blocks"][2]["text"]["text"] == (
+            "> SMIC now makes the chip, a supplier said.\n"
+            "> Alibaba is testing a new AI inference chip, people familiar with the matter said.")
+        assert deliver_alerts(store, slack, later + timedelta(days=1)) == (0, 0)
+        assert sink.attempts == 3
 
 
 def test_a_new_chip_with_its_fab_is_one_alert_a_later_fab_another(site, store):

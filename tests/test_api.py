@@ -28,8 +28,8 @@ from chalice.test import Client
 from app import app
 from chalicelib import __version__, api
 from chalicelib.demo import load_samples, sample_site
-from chalicelib.models import ArticleRef, Evidence, StoredEvent
-from chalicelib.pipeline import Options, run_cycle, run_feed_job
+from chalicelib.models import ArticleRef, ArticleStats, ChipMention, Evidence, StoredEvent
+from chalicelib.pipeline import Options, claim_sightings, run_cycle, run_feed_job, seed_catalog
 from chalicelib.store import EventStore, event_id, open_store
 
 LOCAL = Options(allow_private=True)
@@ -45,8 +45,8 @@ EXTRA = {
 # What the extractor finds in each article: (family, model) of each event.
 EXPECTED_EVENTS = {
     "sample-en-ascend-foundry-shift": {("ascend", "910C")},
-    "sample-en-kunlun-p800-training": {("kunlun", "P800"), ("kunlun", None)},
-    "sample-zh-zhenwu-ppu": {("zhenwu", None), ("zhenwu", "810E"), ("kunlun", None)},
+    "sample-en-kunlun-p800-training": {("kunlun", "P800")},  # one chip, one event: no family event beside
+    "sample-zh-zhenwu-ppu": {("zhenwu", "810E"), ("kunlun", None)},
     "sample-zh-tw-hanguang-tsmc": {("hanguang", "800"), ("ascend", "910B")},
     "sample-ja-ascend-950": {("ascend", "950"), ("ascend", "950PR"), ("ascend", "960")},
     "sample-ja-negative-market": set(),
@@ -174,7 +174,7 @@ def test_the_pipeline_seeded_the_expected_events(client, seeded):
     for event in events:
         by_article[by_url[event["article"]["url"]]].add(chip(event))
     assert by_article == EXPECTED_EVENTS
-    assert len(events) == 12 and len({e["id"] for e in events}) == 12
+    assert len(events) == 10 and len({e["id"] for e in events}) == 10
 
 
 def test_events_newest_first(client, seeded):
@@ -199,10 +199,10 @@ def _stamp(moment: datetime) -> str:
 
 FILTERS = [
     # (query, which events, the (family, model) expected)
-    ("company=baidu", lambda e: e["company"] == "baidu", {("kunlun", "P800"), ("kunlun", None)}),
+    ("company=baidu", lambda e: e["company"] == "baidu", {("kunlun", "P800"), ("kunlun", None)}),  # two articles
     ("company=HUAWEI", lambda e: e["company"] == "huawei",
      {("ascend", m) for m in ("910C", "910B", "950", "950PR", "960", "990")}),
-    ("family=zhenwu", lambda e: e["family"] == "zhenwu", {("zhenwu", None), ("zhenwu", "810E")}),
+    ("family=zhenwu", lambda e: e["family"] == "zhenwu", {("zhenwu", "810E")}),
     ("model=910c", lambda e: e["model"] == "910C", {("ascend", "910C")}),
     ("model=P800", lambda e: e["model"] == "P800", {("kunlun", "P800")}),
     ("fab=smic", lambda e: e["fab"] == "smic", {("ascend", "950"), ("ascend", "950PR"), ("ascend", "990")}),
@@ -212,14 +212,14 @@ FILTERS = [
     ("use=both", lambda e: e["use"] == "both", {("kunlun", "P800")}),
     ("lang=ja", lambda e: e["lang"] == "ja", {("ascend", "950"), ("ascend", "950PR"), ("ascend", "960")}),
     ("lang=zh", lambda e: e["lang"] == "zh",
-     {("zhenwu", None), ("zhenwu", "810E"), ("kunlun", None), ("hanguang", "800"), ("ascend", "910B")}),
+     {("zhenwu", "810E"), ("kunlun", None), ("hanguang", "800"), ("ascend", "910B")}),
     ("nvidia=H100", lambda e: "H100" in e["nvidia_models"],
      {("ascend", "910C"), ("hanguang", "800"), ("ascend", "910B")}),
-    ("nvidia=a800", lambda e: "A800" in e["nvidia_models"], {("zhenwu", None), ("zhenwu", "810E"), ("kunlun", None)}),
+    ("nvidia=a800", lambda e: "A800" in e["nvidia_models"], {("zhenwu", "810E"), ("kunlun", None)}),
     ("family=ascend&use=inference", lambda e: e["family"] == "ascend" and e["use"] == "inference",
      {("ascend", "910C"), ("ascend", "950PR")}),
     ("company=alibaba&lang=zh&nvidia=H20", lambda e: e["company"] == "alibaba" and "H20" in e["nvidia_models"],
-     {("zhenwu", None), ("zhenwu", "810E")}),
+     {("zhenwu", "810E")}),
     ("family=mlu", lambda e: False, set()),  # in the catalog, not in the news
 ]
 
@@ -244,11 +244,11 @@ def test_since_and_until(client, seeded):
         return datetime.fromisoformat(e["first_seen"])
 
     assert ids(f"since={_stamp(zh)}") == [e["id"] for e in events if seen(e) >= zh]
-    assert len(ids(f"since={_stamp(zh)}")) == 9
+    assert len(ids(f"since={_stamp(zh)}")) == 8
     assert ids(f"until={_stamp(zh)}") == [e["id"] for e in events if seen(e) < zh]
-    assert len(ids(f"until={_stamp(zh)}")) == 3
+    assert len(ids(f"until={_stamp(zh)}")) == 2
     assert {chip(e) for e in ok(client, f"/events?since={_stamp(en)}&until={_stamp(zh)}")["events"]} == {
-        ("ascend", "910C"), ("kunlun", "P800"), ("kunlun", None)}
+        ("ascend", "910C"), ("kunlun", "P800")}
     # a date is midnight UTC; a datetime without a zone is UTC; "Z" and offsets are understood
     day_after_zh = (zh + timedelta(days=1)).date().isoformat()
     assert ids(f"since={day_after_zh}") == [e["id"] for e in events if seen(e).date() > zh.date()]
@@ -332,7 +332,7 @@ def test_cursor_pages_through_every_match_once_while_events_arrive(client, seede
         assert len(ids) == len(set(ids))
     # the events added meanwhile are there, newest first, once the reader starts again
     now = everything(client)
-    assert len(now) == 12 + len(_added)
+    assert len(now) == 10 + len(_added)
     assert [e["article"]["url"] for e in now[: len(_added)]] == _added[::-1]
 
 
@@ -404,7 +404,7 @@ def test_csv_by_format_or_accept(client, seeded):
     assert records[0]["model_in_catalog"] == "False"
     # format=json wins over the Accept header; a filtered CSV holds just the matches
     assert get(client, "/events?format=json", Accept="text/csv").headers["content-type"] == "application/json"
-    assert len(_rows(get(client, "/events?format=csv&family=kunlun"))) == 1 + 3
+    assert len(_rows(get(client, "/events?format=csv&family=kunlun"))) == 1 + 2
     assert _rows(get(client, "/events?format=csv&family=mlu")) == [CSV_HEADER]
 
 
@@ -484,7 +484,7 @@ def test_chips(client, seeded):
     assert datetime.fromisoformat(by_key["huawei", "ascend", "910C"]["first_seen"]) == seeded.fetched[
         "sample-en-ascend-foundry-shift"]
     assert datetime.fromisoformat(by_key["baidu", "kunlun", None]["first_seen"]) == seeded.fetched[
-        "sample-en-kunlun-p800-training"]  # named again later: first seen stays
+        "sample-zh-zhenwu-ppu"]  # the family alone: the English article names it only with its model
     # fab claims with the sources that make them, and uses
     shift = by_key["huawei", "ascend", "910C"]
     assert [(f["fab"], f["claims"], f["previous_fabs"]) for f in shift["fabs"]] == [("domestic", 1, ["tsmc"])]
@@ -513,6 +513,91 @@ def test_chips(client, seeded):
     assert ok(client, "/chips?company=baidu&family=ascend")["chips"] == []
     check_error(get(client, "/chips?company=nvidia"), 400, "company")
     check_error(get(client, "/chips?model=910C"), 400, "model")
+
+
+# A new chip without a name ("unnamed") -----------------------------------------------------------
+
+def _unnamed_world(store: EventStore, now: datetime) -> dict[str, StoredEvent]:
+    """Alibaba's unnamed new chip named by two articles (one with its fab), beside a Huawei catalog chip;
+    the sightings and the articles' stats through the pipeline's own functions."""
+    def event(url: str, company: str, family: str, model: str | None, minutes: int, **fields) -> StoredEvent:
+        return StoredEvent(id=event_id(url, company, family, model), company=company, family=family, model=model,
+                           extractor="test", lang="en", article=ArticleRef(url=url, title=f"news {minutes}"),
+                           first_seen=now + timedelta(minutes=minutes), **fields)
+
+    events = {
+        "first": event("https://a.example/alibaba-chip", "alibaba", "unnamed", None, 1, use="inference",
+                       evidence=[Evidence(text="Alibaba is testing a new AI inference chip.", start=0, end=44,
+                                          supports=["chip", "use"])]),
+        "fab": event("https://b.example/alibaba-fab", "alibaba", "unnamed", None, 2, fab="domestic",
+                     previous_fab="tsmc", evidence=[
+                         Evidence(text="Alibaba's new chip is its fastest yet.", start=0, end=38),
+                         Evidence(text="It moved production from TSMC to a domestic foundry.", start=39, end=92,
+                                  supports=["fab", "previous_fab"])]),
+        "ascend": event("https://b.example/alibaba-fab", "huawei", "ascend", "910C", 2,
+                        evidence=[Evidence(text="Huawei's Ascend 910C too.", start=93, end=118)]),
+    }
+    seed_catalog(store, now)
+    for e in events.values():
+        store.put_events([e])
+        claim_sightings(store, [e], e.first_seen)
+    day = now.date()
+    store.put_article_stats(ArticleStats(url="https://a.example/alibaba-chip", day=day, nvidia_models=["H20"], chips=[
+        ChipMention(company="alibaba", family="unnamed", use="inference")]))
+    return events
+
+
+def test_unnamed_chips_through_the_api(store, monkeypatch):
+    """family=unnamed filters; /chips lists a company's unnamed chip once it is sighted (not in the
+    catalog); /dependence counts it as a domestic chip; JSON keeps what each sentence supports; CSV,
+    Atom and the OpenAPI document know the family."""
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    events = _unnamed_world(store, now)
+    monkeypatch.setattr(api, "_store", store)  # this test's store, not the module's seeded one
+    with Client(app) as client:
+        unnamed = ok(client, "/events?family=unnamed")["events"]
+        assert [e["id"] for e in unnamed] == [events["fab"].id, events["first"].id]
+        assert [e["id"] for e in ok(client, "/events?family=UNNAMED&company=alibaba&fab=domestic")["events"]] == [
+            events["fab"].id]
+        assert ok(client, "/events?family=dcu")["events"] == []  # report = false families: accepted, as before
+        check_error(get(client, "/events?family=unnamed-chip"), 400, "family")
+
+        # what each evidence sentence supports survives the store and the API
+        one = ok(client, f"/events/{events['fab'].id}")
+        assert (one["family"], one["model"]) == ("unnamed", None)
+        assert [ev["supports"] for ev in one["evidence"]] == [["chip"], ["fab", "previous_fab"]]
+        assert StoredEvent.model_validate(one).evidence_for("fab").text.startswith("It moved production")
+
+        chips = ok(client, "/chips")["chips"]
+        [chip] = [c for c in chips if c["family"] == "unnamed"]  # Baidu's and Huawei's: not sighted, not listed
+        assert (chip["company"], chip["model"], chip["in_catalog"]) == ("alibaba", None, False)
+        assert datetime.fromisoformat(chip["first_seen"]) == events["first"].first_seen
+        assert [(f["fab"], f["claims"], f["previous_fabs"], [s["event_id"] for s in f["sources"]])
+                for f in chip["fabs"]] == [("domestic", 1, ["tsmc"], [events["fab"].id])]
+        assert chip["uses"] == {"inference": 1}
+        assert ok(client, "/chips?family=unnamed")["chips"] == [chip]
+        assert chip in ok(client, "/chips?company=alibaba")["chips"]
+        assert ok(client, "/chips?family=unnamed&company=huawei")["chips"] == []
+
+        # an article naming only an unnamed chip counts as naming a domestic one
+        [period] = [p for p in ok(client, "/dependence")["periods"] if p["articles"]]
+        assert (period["domestic_articles"], period["nvidia_articles"], period["both_articles"]) == (1, 1, 1)
+        assert period["domestic_events_by_company"] == {"alibaba": 1}
+
+        rows = list(csv.DictReader(io.StringIO(get(client, "/events?format=csv&family=unnamed").text)))
+        assert [(r["family"], r["model"], r["fab"]) for r in rows] == [("unnamed", "", "domestic"),
+                                                                      ("unnamed", "", "")]
+        feed = ET.fromstring(get(client, "/events.atom?family=unnamed").text.encode())
+        assert len(feed.findall("{http://www.w3.org/2005/Atom}entry")) == 2
+
+        document = ok(client, "/openapi.json")
+        family = next(p for p in document["paths"]["/events"]["get"]["parameters"] if p["name"] == "family")
+        assert "unnamed" in family["schema"]["enum"] and "dcu" in family["schema"]["enum"]
+        assert "unnamed" in family["description"]
+        supports = document["components"]["schemas"]["Evidence"]["properties"]["supports"]
+        assert supports["items"]["enum"] == ["chip", "fab", "previous_fab", "use"] and "fab" in supports["description"]
+        _schema_of(document, "StoredEvent").validate(one)
+        _schema_of(document, "ChipsResponse").validate(ok(client, "/chips"))
 
 
 # /dependence ------------------------------------------------------------------------------------
@@ -569,7 +654,7 @@ def test_dependence_counts_the_seeded_articles(client, seeded, by):
     for period in periods:
         for company, count in period["domestic_events_by_company"].items():
             companies[company] = companies.get(company, 0) + count
-    assert companies == {"huawei": 6, "baidu": 3, "alibaba": 3}
+    assert companies == {"huawei": 6, "baidu": 2, "alibaba": 2}  # chips, not a family beside its model
 
 
 def test_dependence_defaults_and_errors(client, seeded):

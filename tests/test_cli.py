@@ -68,7 +68,12 @@ def test_output_matches_the_contract(python):
         "company", "family", "model", "model_in_catalog", "fab", "previous_fab", "use",
         "nvidia_models", "evidence", "extractor", "lang",
     }
-    assert event["evidence"][0] == {"text": GOOD_ZH["text"], "start": 0, "end": len(GOOD_ZH["text"])}
+    [evidence] = event["evidence"]
+    assert set(evidence) == {"text", "start", "end", "supports"}
+    assert evidence | {"supports": None} == {"text": GOOD_ZH["text"], "start": 0, "end": len(GOOD_ZH["text"]),
+                                             "supports": None}
+    # one sentence names the chip and its fab: it says it supports both
+    assert event["fab"] == "smic" and {"chip", "fab"} <= set(evidence["supports"])
 
 
 def test_mis_encoded_input_bytes_become_an_error_not_a_crash(python):
@@ -76,3 +81,33 @@ def test_mis_encoded_input_bytes_become_an_error_not_a_crash(python):
     out, _ = run_extract(gbk + line(GOOD_ZH), python)
     assert len(out) == 2 and out[1]["id"] == "zh-1"
     assert out[0]["error"] or out[0]["events"] == []
+
+
+# `events --brief` ---------------------------------------------------------------------------------
+
+def test_events_brief_names_an_unnamed_chip_readably(tmp_path, capsys):
+    from datetime import UTC, datetime
+
+    from chalicelib.__main__ import main
+    from chalicelib.models import ArticleRef, Evidence, StoredEvent
+    from chalicelib.store import event_id, open_store
+
+    def event(url: str, company: str, family: str, model: str | None, **fields) -> StoredEvent:
+        return StoredEvent(id=event_id(url, company, family, model), company=company, family=family, model=model,
+                           extractor="test", lang="en", evidence=[Evidence(text="…", start=0, end=1)],
+                           article=ArticleRef(url=url, title=f"About {family}"),
+                           first_seen=datetime(2026, 11, 21, 9, len(url), tzinfo=UTC), **fields)
+
+    db = f"sqlite:///{tmp_path}/brief.db"
+    store = open_store(db)
+    store.put_events([event("https://a.example/1", "alibaba", "unnamed", None, fab="domestic", previous_fab="tsmc"),
+                      event("https://a.example/22", "huawei", "ascend", "910C", use="inference"),
+                      event("https://a.example/333", "baidu", "kunlun", None)])
+    store.close()
+    assert main(["events", "--db", db, "--brief"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["baidu kunlun (family)", "huawei ascend 910C",
+                                                        "alibaba (unnamed new chip)"]
+    assert "fab=domestic (was tsmc)" in lines[2] and "unnamed (family)" not in "\n".join(lines)
+    assert main(["events", "--db", db, "--brief", "--family", "unnamed"]) == 0
+    assert capsys.readouterr().out.startswith("alibaba (unnamed new chip)")

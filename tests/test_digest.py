@@ -21,7 +21,7 @@ import pytest
 
 from chalicelib.__main__ import main
 from chalicelib.demo import load_samples, sample_site
-from chalicelib.models import EventQuery, StoredEvent
+from chalicelib.models import ArticleRef, EventQuery, Evidence, StoredEvent
 from chalicelib.notify.digest import (
     DigestDay,
     build_digest,
@@ -33,9 +33,9 @@ from chalicelib.notify.digest import (
     subject,
 )
 from chalicelib.notify.slack import SlackWebhook, deliver_alerts
-from chalicelib.pipeline import Options, run_feed_job, seed_catalog
+from chalicelib.pipeline import Options, claim_sightings, run_feed_job, seed_catalog
 from chalicelib.settings import SettingsError, settings
-from chalicelib.store import EventStore, open_store
+from chalicelib.store import EventStore, event_id, open_store
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
 from tests.motoserver import free_port
@@ -89,6 +89,9 @@ def events_on(store: EventStore, day: date) -> list[StoredEvent]:
 
 
 def chip_label(event: StoredEvent) -> str:
+    """"Huawei Ascend 910C"; a chip without a name, "Alibaba · unnamed new chip"."""
+    if event.family == "unnamed":
+        return f"{event.company.capitalize()} · unnamed new chip"
     return " ".join(x for x in (event.company.capitalize(), event.family.capitalize(), event.model) if x)
 
 
@@ -103,7 +106,7 @@ def sampled(store, samples_served) -> EventStore:
 def test_digest_puts_new_sightings_first_then_each_company_and_chip(sampled):
     digest = build_digest(sampled, DAY)
     events = events_on(sampled, DAY)
-    assert digest.events == len(events) == 9
+    assert digest.events == len(events) == 8  # one chip, one event: no family event beside its model
     assert [chip_label(e) for e in digest.new_chips] == ["Huawei Ascend 990"]  # with its fab, SMIC
     assert sorted((chip_label(e), e.fab) for e in digest.new_fabs) == [("Huawei Ascend 950", "smic"),
                                                                       ("Huawei Ascend 950PR", "smic")]
@@ -144,7 +147,66 @@ def test_a_new_chip_and_its_fab_are_one_entry_a_new_fab_for_a_known_chip_another
     assert [(chip_label(e), e.fab) for e in digest.new_fabs] == [("Huawei Ascend 910C", "domestic")]
     text = render_text(digest)
     assert "NEW CHIP: Huawei Ascend 980 (not in the catalog)\n  fab smic" in text
-    assert subject(digest) == "chiptracker 2026-11-21: 3 new chip or foundry sightings, 4 events"
+    assert subject(digest) == "chiptracker 2026-11-21: 3 new chip or foundry sightings, 3 events"
+
+
+def _event(url: str, company: str, family: str, model: str | None, evidence: list[Evidence], **fields) -> StoredEvent:
+    return StoredEvent(id=event_id(url, company, family, model), company=company, family=family, model=model,
+                       evidence=evidence, extractor="test", lang="en", article=ArticleRef(url=url, title=url),
+                       first_seen=T, **fields)
+
+
+def test_an_unnamed_chip_reads_as_one_and_the_fab_sentence_is_quoted_first(store):
+    """A new chip without a name reads "Alibaba · unnamed new chip", never "Unnamed"; each event with a
+    fab shows the sentence naming it first, marked, in both parts (HTML escaped, the text word for word)."""
+    seed_catalog(store, T - timedelta(days=1))
+    chip = Evidence(text="Alibaba is testing a new AI inference chip.", start=0, end=44, supports=["chip", "use"])
+    fab = Evidence(text="It moved production from TSMC to a <b>domestic</b> foundry & more.", start=45, end=110,
+                   supports=["fab", "previous_fab"])
+    unnamed = _event("https://news.example.com/alibaba-chip", "alibaba", "unnamed", None, [chip, fab],
+                     fab="domestic", previous_fab="tsmc", use="inference")
+    ascend = _event(  # a catalog chip at a fab the seed does not know: a new foundry, its sentence last
+        "https://news.example.com/ascend-hua-hong", "huawei", "ascend", "910C",
+        [Evidence(text="Huawei's Ascend 910C sells well.", start=0, end=32),
+         Evidence(text="The chip is used for inference.", start=33, end=64, supports=["use"]),
+         Evidence(text="Hua Hong now makes some of them.", start=65, end=97, supports=["fab"])],
+        fab="hua-hong", use="inference")
+    store.put_events([unnamed, ascend])
+    assert claim_sightings(store, [unnamed, ascend], T) == 3
+    digest = build_digest(store, DAY)
+    assert [e.id for e in digest.new_chips] == [unnamed.id] and [e.id for e in digest.new_fabs] == [ascend.id]
+
+    text = render_text(digest)
+    assert "Unnamed" not in text
+    assert ("NEW CHIP: Alibaba · unnamed new chip\n"
+            "  fab domestic (was tsmc), use inference\n"
+            f'  fab: "{fab.text}"\n'
+            f'  "{chip.text}"\n') in text
+    assert ("NEW FOUNDRY: Huawei Ascend 910C at hua-hong\n"
+            '  fab: "Hua Hong now makes some of them."\n'
+            """  "Huawei's Ascend 910C sells well."\n"""
+            '  "The chip is used for inference."\n') in text
+    assert "== Alibaba ==\n\nunnamed new chip\n  - fab domestic (was tsmc), use inference\n" in text
+    assert f'use inference\n    fab: "{fab.text}"\n    "{chip.text}"\n' in text
+
+    html = render_html(digest)
+    assert "Unnamed" not in html
+    assert "New chip: Alibaba · unnamed new chip</div>" in html and 'data-chip="Alibaba · unnamed new chip"' in html
+    assert "New foundry for Huawei Ascend 910C: HUA-HONG" in html
+    assert "(no model named)" not in html and "(not in the catalog)" not in html
+    # every event's block quotes the sentence naming its fab first, marked "fab:", escaped
+    quotes = re.findall(r'<div class="evidence" data-supports="([a-z_ ]*)"[^>]*>(.*?)</div>', html)
+    marked = '<span style="font-size:11px;font-weight:bold;color:#6b7280">fab:</span> '
+    moved = "“It moved production from TSMC to a &lt;b&gt;domestic&lt;/b&gt; foundry &amp; more.”"
+    hua_hong = [("fab", marked + "“Hua Hong now makes some of them.”"),
+                ("chip", "“Huawei&#39;s Ascend 910C sells well.”"), ("use", "“The chip is used for inference.”")]
+    assert quotes == [
+        ("fab previous_fab", marked + moved), ("chip use", f"“{chip.text}”"),  # New today: the new chip …
+        *hua_hong,  # … and the new foundry
+        ("fab previous_fab", marked + moved), ("chip use", f"“{chip.text}”"),  # == Alibaba ==
+        *hua_hong,  # == Huawei ==
+    ]
+    assert "<b>domestic</b>" not in html
 
 
 def test_titles_and_evidence_are_escaped_in_html_and_slack_intact_in_text(store):
@@ -256,7 +318,7 @@ def test_send_through_ses_on_moto_server(sampled, moto_server, monkeypatch):
     settings.cache_clear()
     boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress="digest@example.com")
 
-    assert send_digest(sampled, DAY) == "sent the digest of 2026-11-21 (9 events) to 1 recipient(s)"
+    assert send_digest(sampled, DAY) == "sent the digest of 2026-11-21 (8 events) to 1 recipient(s)"
     data = json.load(urllib.request.urlopen(f"{moto_server}/moto-api/data.json", timeout=10))
     [sent] = [m for m in data["ses"]["RawMessage"] if recipient in m["destinations"]]
     assert sent["source"] == SENDER and set(sent["destinations"]) == {recipient}
@@ -309,7 +371,7 @@ def test_cli_send_through_smtp_once_then_sent_already_then_force(db_url, smtp, c
         assert main(["digest", "--date", "2026-11-21", "--db", db_url, *args]) == 0
         return capsys.readouterr().out.strip()
 
-    assert digest("--send") == "sent the digest of 2026-11-21 (9 events) to 2 recipient(s)"
+    assert digest("--send") == "sent the digest of 2026-11-21 (8 events) to 2 recipient(s)"
     [envelope] = smtp.envelopes
     assert envelope.mail_from == "digest@example.com" and envelope.rcpt_tos == RECIPIENTS
     assert envelope.content.isascii()  # 7-bit clean, whatever the articles' script
@@ -320,12 +382,12 @@ def test_cli_send_through_smtp_once_then_sent_already_then_force(db_url, smtp, c
         store.close()
     [mail] = smtp.messages()
     assert_digest_mail(mail, digest_day, RECIPIENTS)
-    assert mail["Subject"] == "chiptracker 2026-11-21: 3 new chip or foundry sightings, 9 events"
+    assert mail["Subject"] == "chiptracker 2026-11-21: 3 new chip or foundry sightings, 8 events"
     assert "昇騰950PR" in mail.get_body(("plain",)).get_content()
 
     assert digest("--send") == "the digest of 2026-11-21 was sent already (use --force to send it again)"
     assert len(smtp.envelopes) == 1
-    assert digest("--send", "--force") == "sent the digest of 2026-11-21 (9 events) to 2 recipient(s)"
+    assert digest("--send", "--force") == "sent the digest of 2026-11-21 (8 events) to 2 recipient(s)"
     assert len(smtp.envelopes) == 2
 
 

@@ -118,6 +118,27 @@ def test_put_events_is_idempotent(store):
     assert store.events_for_article(events[0].article.url) == [events[0]]
 
 
+def test_what_each_evidence_sentence_supports_survives_a_round_trip(store):
+    """Evidence.supports is part of the stored event, on every read path and in the alert outbox."""
+    from chalicelib.models import Alert
+
+    evidence = [Evidence(text="Alibaba is testing a new AI chip.", start=0, end=33),
+                Evidence(text="It moved production from TSMC to SMIC.", start=34, end=72,
+                         supports=["fab", "previous_fab"]),
+                Evidence(text="It is for inference and made by SMIC.", start=73, end=110, supports=["use", "fab"])]
+    event = make_event(1, chip=("unnamed", "alibaba", None), previous_fab="tsmc", evidence=evidence)
+    assert store.put_events([event]) == 1
+    for read in (store.get_event(event.id), *store.events_for_article(event.article.url),
+                 *store.query_events(EventQuery(family="unnamed"))[0], *store.chip_claims("alibaba", "unnamed", None)):
+        assert read == event
+        assert [ev.supports for ev in read.evidence] == [["chip"], ["fab", "previous_fab"], ["use", "fab"]]
+        assert read.evidence_for("fab") == evidence[1] and read.evidence_for("use") == evidence[2]
+    alert = Alert(key="chip|alibaba|unnamed|", kind="new chip", event=event, next_attempt=T0)
+    assert store.claim_sighting(Sighting(key=alert.key, event_id=event.id, first_seen=T0), alert)
+    [pending] = store.pending_alerts(T0)
+    assert pending.event.evidence == evidence
+    assert store.lease_alert(alert.key, T0, T0 + timedelta(minutes=5)).event == event
+
 def test_concurrent_writers_store_each_event_once(store):
     events = [make_event(n) for n in range(20)]
     with ThreadPoolExecutor(max_workers=4) as pool:

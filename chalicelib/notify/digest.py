@@ -1,8 +1,9 @@
 """The daily digest: what the tracker first saw on a day, as HTML and plain text.
 
 New chips and new foundries at the top, then every event of the day per company and chip with
-its fab, use, evidence and link, and the day's Nvidia-dependence figures next to the week
-before. Each date is sent once (recorded in the store); `force` sends it again.
+its fab, use, evidence (the sentence naming the fab first, marked "fab") and link, and the day's
+Nvidia-dependence figures next to the week before. A new chip without a name reads "Alibaba ·
+unnamed new chip". Each date is sent once (recorded in the store); `force` sends it again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from chalicelib.dependence import figures
+from chalicelib.labels import chip_label, chip_name, evidence_fab_first, fab_evidence, is_unnamed, quotes
 from chalicelib.models import DependencePeriod, EventQuery, Sighting, StoredEvent
 from chalicelib.store import EventStore
 
@@ -80,10 +82,16 @@ def _first_on(store: EventStore, kind: str, day: date) -> list[StoredEvent]:
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )
+    # the same chip names and evidence order as the Slack alerts (chalicelib/labels.py)
+    env.globals.update(
+        label=lambda e: chip_label(e.company, e.family, e.model), chip_name=chip_name, is_unnamed=is_unnamed,
+        quotes=quotes, evidence_fab_first=evidence_fab_first, is_fab_sentence=lambda e, ev: ev is fab_evidence(e),
+    )
+    return env
 
 
 def render_html(digest: DigestDay) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+from chalicelib.labels import chip_name, company_name, is_unnamed, quotes, unnamed_description
 from chalicelib.models import Alert
 from chalicelib.store import EventStore
 
@@ -54,16 +55,24 @@ def _link(url: str, label: str) -> str:
 def alert_message(alert: Alert) -> dict:
     """The Block Kit message of an alert."""
     e = alert.event
-    chip = " ".join(x for x in (e.family.capitalize(), e.model) if x)
-    company = e.company.capitalize()
-    if alert.kind == "new chip":
+    chip = chip_name(e.family, e.model)
+    company = company_name(e.company)
+    unnamed = is_unnamed(e.family)
+    if alert.kind == "new chip" and unnamed:
+        # no name to announce: what the article says of it is the headline
+        headline = f"New chip: {company}, {unnamed_description(e.use)}"
+        if e.fab:
+            headline += f"; {e.fab.upper()} fab" + (f" (was {e.previous_fab.upper()})" if e.previous_fab else "")
+    elif alert.kind == "new chip":
         headline = f"New chip: {company} {chip}"
     else:
         headline = f"New foundry for {company} {chip}: {(e.fab or '?').upper()}"
-    fields = [("Company", company), ("Chip", chip + ("" if e.model_in_catalog else " (not in the catalog)")),
+    # "(not in the catalog)" flags a possible new model; "unnamed chip" says so already
+    flag = "" if e.model_in_catalog or unnamed else " (not in the catalog)"
+    fields = [("Company", company), ("Chip", chip + flag),
               ("Fab", (e.fab or "not said").upper()), ("Previous fab", (e.previous_fab or "not said").upper()),
               ("Use", e.use or "not said"), ("Nvidia named", ", ".join(e.nvidia_models) or "none")]
-    evidence = "\n".join(f"> {escape(ev.text)}" for ev in e.evidence[:2])
+    evidence = "\n".join(f"> {escape(ev.text)}" for ev in quotes(e))  # the fab's sentence first
     source = f"{_link(e.article.url, e.article.title or e.article.url)} · first seen {e.first_seen:%Y-%m-%d %H:%M} UTC"
     return {
         "text": escape(headline),  # the notification's text, where mrkdwn (and so mentions) would apply
