@@ -38,9 +38,6 @@ class Document:
     def sentence_text(self, s: Sentence) -> str:
         return self.text[s.start:s.end]
 
-    def previous(self, s: Sentence) -> Sentence | None:
-        return self.sentences[s.index - 1] if s.index else None
-
     def clauses(self, s: Sentence) -> list[Span]:
         if s.index not in self._clauses:
             spans = clauses(self.text, s)
