@@ -77,13 +77,13 @@ class Attacher:
         sentence names: "Huawei asked SMIC to make its AI chips" in an article about the Ascend."""
         doc = self.doc
         s = doc.sentences[claim.sentence]
-        sentence = doc.sentence_text(s)
-        speaks_of_chips = doc.m.chip_nouns.search(sentence) is not None
-        for company_id, regex in doc.m.companies.items():
+        speaks_of_chips = doc.m.chip_nouns.search(doc.sentence_text(s)) is not None
+        named = {company for _, _, company in doc.companies(s)}
+        for company_id in (c for c in doc.m.companies if c in named):  # in catalog order
             of_company = _current([x for x in self.mentions if x.company == company_id])
             families = {x.family: x for x in of_company}
             in_paragraph = any(doc.sentences[x.sentence].paragraph == s.paragraph for x in of_company)
-            if not (regex.search(sentence) and (speaks_of_chips or in_paragraph)):
+            if not (speaks_of_chips or in_paragraph):
                 continue
             if len(families) > 1 and isinstance(claim, FabClaim) and claim.fab is None:
                 # a change of fab said of the company ("Alibaba's processors were made by TSMC
@@ -140,7 +140,6 @@ class Attacher:
             return [nearest[-1]]
         if earlier[0] != s.index - 1:
             return []
-        previous = nearest
         before = doc.sentences[s.index - 1]
         continues = (
             doc.lang == "ja"
@@ -150,12 +149,12 @@ class Attacher:
             and not _JA_TOPIC.search(lead)
             and not any(rx.search(lead) for rx in m.companies.values())
         )
-        return [previous[-1]] if continues else []
+        return [nearest[-1]] if continues else []
 
     def _other_companies(self, s: Sentence, clause: int) -> set[str]:
         """Companies the claim's clause names: a chip of any other company is not what it speaks of."""
-        text = self.doc.clause_text(s, clause)
-        named = {c for c, rx in self.doc.m.companies.items() if rx.search(text)}
+        span = self.doc.clauses(s)[clause]
+        named = {c for start, _, c in self.doc.companies(s) if span.start <= start < span.end}
         return set(self.doc.m.companies) - named if named else set()
 
 
