@@ -149,6 +149,7 @@ class Limits(_Entry):
 
     sentence_chars: int = Field(ge=50)
     use_window: dict[str, int]
+    text_chars: int = Field(ge=1000)
 
 
 class Catalog(_Entry):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,16 +78,17 @@ def fetch_feed(state: FeedState, *, allow_private: bool = False, limits: Limits 
 
 
 def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[FeedEntry]:
-    """Entries of a feed (RSS, Atom, RDF, JSON Feed) with absolute, canonical links."""
+    """Entries of a feed (RSS, Atom, RDF, JSON Feed) with absolute, canonical links and one-line,
+    printable titles. The feed is decoded here (web encodings only) and handed to feedparser as UTF-8."""
     import feedparser
+
+    from chalicelib.decoding import decode_feed
+    from chalicelib.text import one_line
 
     if not body.strip():
         raise FeedError("empty response, not a feed")
-    parsed = feedparser.parse(body, response_headers=headers)
-    if isinstance(parsed.get("bozo_exception"), feedparser.CharacterEncodingOverride) and (
-        utf8 := _undeclared_to_utf8(body, headers)
-    ):
-        parsed = feedparser.parse(utf8, response_headers={**headers, "content-type": "application/xml; charset=utf-8"})
+    utf8, _ = decode_feed(body, headers)
+    parsed = feedparser.parse(utf8, response_headers={**headers, "content-type": _as_utf8(headers)})
     entries = []
     for item in parsed.entries:
         link = (item.get("link") or "").strip()
@@ -99,38 +99,17 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[Feed
             continue
         entries.append(FeedEntry(
             feed=feed_url, url=canonical_url(link), link=link, guid=(item.get("id") or None),
-            title=(item.get("title") or "").strip()[:500], published=_published(item),
+            title=one_line(item.get("title") or "")[:500], published=_published(item),
         ))
     if parsed.bozo and not entries:  # a broken document (cut off, not XML …) that gave nothing usable
         raise FeedError(f"not a readable feed: {parsed.get('bozo_exception', 'malformed')}")
     return entries
 
 
-_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']?([A-Za-z0-9_.:-]+)""")
-
-
-def _undeclared_to_utf8(body: bytes, headers: dict[str, str]) -> bytes | None:
-    """A feed that declares no charset (no HTTP charset, no BOM, no XML encoding) and is not
-    UTF-8 — GBK, Big5, Shift_JIS — is read by feedparser as windows-1252: mojibake titles.
-    Detect its encoding instead and give feedparser UTF-8; None if it declares one or detection fails."""
-    from charset_normalizer import from_bytes
-
-    if re.search(r"charset\s*=", headers.get("content-type", ""), re.IGNORECASE) or _XML_ENCODING.match(body):
-        return None
-    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
-        return None
-    try:
-        body.decode("utf-8")
-        return None  # UTF-8 already: feedparser reads it right
-    except UnicodeDecodeError:
-        pass
-    best = from_bytes(body[:200_000]).best()
-    if best is None or not best.encoding:
-        return None
-    try:
-        return body.decode(best.encoding).encode("utf-8")
-    except (LookupError, UnicodeDecodeError):
-        return None
+def _as_utf8(headers: dict[str, str]) -> str:
+    """The feed's media type, now with charset=utf-8."""
+    media_type = headers.get("content-type", "").split(";")[0].strip() or "application/xml"
+    return f"{media_type}; charset=utf-8"
 
 
 def _published(item: dict) -> datetime | None:

@@ -146,6 +146,7 @@ class Article(BaseModel):
     attempts: int = 1
     next_attempt: datetime | None = None  # when a failed fetch is retried
     extractor: str | None = None
+    notes: list[str] = []  # how the page was read, where it differed from the usual: a charset ignored …
 
     def ref(self) -> ArticleRef:
         return ArticleRef(url=self.url, title=self.title, published=self.published, feed=self.feed)

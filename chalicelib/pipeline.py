@@ -19,17 +19,9 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.feeds import FeedError, after_failure, after_success, fetch_feed, is_due
-from chalicelib.fetch import (
-    DEFAULT_LIMITS,
-    FetchError,
-    Limits,
-    check_html,
-    decode_html,
-    describe_error,
-    fetch,
-    page_text,
-)
+from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, describe_error, fetch, read_page
 from chalicelib.models import (
+    MAX_TEXT_CHARS,
     Alert,
     Article,
     ArticleStats,
@@ -136,12 +128,15 @@ def run_feed_job(url: str, store: EventStore, options: Options = Options(), now:
 def _record_crash(entry: FeedEntry, error: Exception, store: EventStore, now: datetime) -> str:
     """An unexpected error on a page: kept as a failed article, so the retry job tries it again."""
     known = store.get_article(entry.url)
-    attempts = known.attempts + 1 if known else 1
-    article = Article(
-        url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
-        published=entry.published, fetched_at=now, status="ok", attempts=attempts,
-    )
+    article = _article(entry, now, attempts=known.attempts if known else 1)  # its attempt is counted already
     return _record_failure(article, FetchError("internal", f"{type(error).__name__}: {error}"), store, now)
+
+
+def _article(entry: FeedEntry, now: datetime, attempts: int = 1, **fields: object) -> Article:
+    return Article(
+        url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
+        published=entry.published, fetched_at=now, attempts=attempts, **{"status": "ok", **fields},
+    )
 
 
 # Pages being read by a thread of this process: two feeds listing one article at once fetch it once.
@@ -168,37 +163,44 @@ def _ingest_entry(entry: FeedEntry, store: EventStore, options: Options, now: da
     if known and (known.status != "failed" or (known.next_attempt and known.next_attempt > now)):
         return "known", 0, 0
     if entry.guid and (holder := store.claim_guid(entry.guid, entry.url)):
-        store.put_article(Article(
-            url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
-            published=entry.published, fetched_at=now, status="duplicate", duplicate_of=holder,
-        ))
+        store.put_article(_article(entry, now, status="duplicate", duplicate_of=holder))
         return "duplicate", 0, 0
     attempts = known.attempts + 1 if known else 1
     return process_page(entry, store, options, now, attempts)
 
 
+# Recorded before a page is read: should the page hold the worker past its timeout, or kill it,
+# the next run finds it failed and not due, skips it, and goes on with the feed's other entries.
+_INTERRUPTED = FetchError("interrupted", "the worker stopped while reading this page (its timeout, or a crash)")
+
+
 def process_page(
     entry: FeedEntry, store: EventStore, options: Options, now: datetime, attempts: int = 1
 ) -> tuple[str, int, int]:
-    """Fetch, read and extract one page, and store what came of it (an error too)."""
+    """Fetch, read and extract one page, and store what came of it (an error too). The attempt
+    is recorded before the work starts (see _INTERRUPTED)."""
+    from chalicelib.catalog import load_catalog
     from chalicelib.extract import extract, extractor_version
-    from chalicelib.text import detect_language, with_title
+    from chalicelib.text import detect_language, truncate, with_title
 
-    article = Article(
-        url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
-        published=entry.published, fetched_at=now, status="ok", attempts=attempts,
-    )
+    store.put_article(_as_failure(_article(entry, now, attempts), _INTERRUPTED, now))
+    article = _article(entry, now, attempts)
     try:
         response = fetch(entry.link, allow_private=options.allow_private, limits=options.limits,
                          headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
-        check_html(response)
-        text = page_text(decode_html(response.body, response.headers), response.url)
-        if not text:
+        page = read_page(response)
+        if not page.text:
             raise FetchError("not_html", "no article text found on the page")
     except FetchError as exc:
         return _record_failure(article, exc, store, now), 0, 0
 
-    article.text = with_title(entry.title, text)
+    text, article.notes = with_title(entry.title, page.text), list(page.notes)
+    if len(text) > MAX_TEXT_CHARS:
+        article.notes.append(f"text of {len(text):,} characters cut to {MAX_TEXT_CHARS:,}")
+        text = truncate(text, MAX_TEXT_CHARS)
+    if len(text) > (budget := load_catalog().limits.text_chars):
+        article.notes.append(f"extraction read the first {budget:,} of {len(text):,} characters")
+    article.text = text
     article.lang = detect_language(article.text)
     article.simhash = simhash(article.text, article.lang)
     article.extractor = extractor_version()
@@ -217,7 +219,16 @@ def process_page(
 
 
 def _record_failure(article: Article, error: FetchError, store: EventStore, now: datetime) -> str:
-    article.error = describe_error(error)
+    failed = _as_failure(article, error, now)
+    store.put_article(failed)
+    log.info("article %s: %s: %s", failed.status, failed.url, failed.error)
+    return failed.status
+
+
+def _as_failure(article: Article, error: FetchError, now: datetime) -> Article:
+    """The article marked failed (retried after a backoff) or, for a permanent error or the last
+    attempt, skipped."""
+    article = article.model_copy(update={"error": describe_error(error), "text": ""})
     if error.permanent or article.attempts >= MAX_ATTEMPTS:
         article.status = "skipped"
         if not error.permanent:
@@ -228,9 +239,7 @@ def _record_failure(article: Article, error: FetchError, store: EventStore, now:
         if error.retry_after:
             wait = max(wait, timedelta(seconds=error.retry_after))
         article.next_attempt = now + wait
-    store.put_article(article)
-    log.info("article %s: %s: %s", article.status, article.url, article.error)
-    return article.status
+    return article
 
 
 def article_stats(article: Article, found: Extraction) -> ArticleStats:

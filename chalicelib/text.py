@@ -27,8 +27,24 @@ log = logging.getLogger(__name__)
 # Normalisation and language ------------------------------------------------------------
 
 def normalise(text: str) -> str:
-    """NFKC (full-width ９１０Ｃ becomes 910C, ，becomes ,) and Unix line ends."""
-    return unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    """NFKC (full-width ９１０Ｃ becomes 910C, ，becomes ,), Unix line ends, no control characters."""
+    return printable(unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n"))
+
+
+# Characters XML 1.0 cannot hold (C0 controls but tab and line ends, lone surrogates, U+FFFE/U+FFFF)
+# and those a terminal obeys (ESC, DEL, the C1 controls such as CSI): a page or feed title holding
+# one would make the Atom feed ill-formed, or move a reader's cursor.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (tab and line ends kept): safe in XML, HTML, CSV and a terminal."""
+    return _CONTROL.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """A title or label: printable, its whitespace runs (line ends too) one space."""
+    return " ".join(printable(text).split())
 
 
 _KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
@@ -119,6 +135,18 @@ def sentences(text: str, max_chars: int | None = None) -> list[Sentence]:
         pos = match.end()
     _add_sentence(out, text, pos, len(text), paragraph, max_chars)
     return out
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars`, at the last paragraph end before the limit if there is
+    one in its second half, else at the last white space, else at the limit."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    for mark in ("\n", " "):
+        if (cut := head.rfind(mark)) >= max_chars // 2:
+            return head[:cut].rstrip()
+    return head
 
 
 # Where a long sentence may be cut: after a clause mark, else after white space.

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import http.server
+import ipaddress
+import socket
+import threading
 import time
 
 import pytest
 
-from chalicelib.fetch import FetchError, Limits, _allowed, check_html, decode_html, fetch, page_text
+from chalicelib.decoding import decode_page
+from chalicelib.fetch import FetchError, Limits, _allowed, check_html, fetch, page_text
 from tests.localsite import LocalSite, page
 
 FAST = Limits(connect_timeout=2, read_timeout=1, total_timeout=2, max_bytes=1_000_000, max_redirects=3)
@@ -28,26 +34,76 @@ def test_plain_fetch_and_loopback_opt_in(site):
     assert (response.status, response.body) == (200, b"hello")
 
 
+# IPv6 spellings of internal IPv4 addresses: a NAT64 translator, a 6to4 relay or Teredo delivers them
+# to the IPv4 address inside, so each is judged by that address (Python calls several "global").
+EMBEDDED_INTERNAL_IPV4 = [
+    "::ffff:169.254.169.254",  # IPv4-mapped
+    "::ffff:0:a9fe:a9fe",  # IPv4-translated (SIIT): 169.254.169.254
+    "::10.0.0.1",  # IPv4-compatible
+    "::ffff:0:7f00:1",  # translated 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 well-known prefix: 169.254.169.254
+    "64:ff9b::10.1.2.3",
+    "64:ff9b::c0a8:101",  # 192.168.1.1
+    "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix: a site's own translator
+    "64:ff9b:1:ffff::1",
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2002:0a00:0001::",  # 6to4 of 10.0.0.1
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1 (stored inverted)
+]
+
+
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "224.0.0.1", "0.0.0.0",
-     "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "100.64.0.1", "240.0.0.1"],
+     "::1", "fe80::1", "fc00::1", "fd00:ec2::254", "::ffff:127.0.0.1", "100.64.0.1", "240.0.0.1", "::",
+     *EMBEDDED_INTERNAL_IPV4],
 )
 def test_guard_refuses_non_public_addresses(address):
-    import ipaddress
-
-    ip = ipaddress.ip_address(address)
-    ip = ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
-    assert not _allowed(ip, allow_private=False)
-    assert _allowed(ipaddress.ip_address("93.184.216.34"), allow_private=False)
-    assert not _allowed(ipaddress.ip_address("169.254.169.254"), allow_private=True)  # metadata: never
+    assert not _allowed(ipaddress.ip_address(address), allow_private=False)
 
 
-def test_literal_private_urls_are_refused_without_a_connection():
-    for url in ("http://169.254.169.254/latest/meta-data/", "http://[::1]:9/", "http://10.0.0.1/"):
-        with pytest.raises(FetchError) as refused:
-            fetch(url, limits=FAST)
-        assert refused.value.kind == "blocked"
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946",
+                                     "64:ff9b::5db8:d822", "2002:5db8:d822::1", "::ffff:93.184.216.34"])
+def test_guard_lets_public_addresses_through(address):
+    assert _allowed(ipaddress.ip_address(address), allow_private=False)  # 93.184.216.34 in each v6 form
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
+     # the opt-in is for loopback only: not the private network, never the metadata services
+     ("10.1.2.3", False), ("192.168.1.1", False), ("fc00::1", False), ("fe80::1", False),
+     ("169.254.169.254", False), ("fd00:ec2::254", False), ("fd00:ec2::23", False), ("::ffff:169.254.169.254", False),
+     ("64:ff9b::a9fe:a9fe", False), ("2002:a9fe:a9fe::1", False)],
+)
+def test_the_opt_in_admits_loopback_and_nothing_else(address, allowed):
+    assert _allowed(ipaddress.ip_address(address), allow_private=True) is allowed
+
+
+@pytest.fixture
+def no_connect(monkeypatch):
+    """A tripwire: any connection attempt fails the test."""
+    def tripwire(*args, **kwargs):
+        raise AssertionError(f"connect attempted: {args[:1]}")
+
+    monkeypatch.setattr(socket, "create_connection", tripwire)
+    monkeypatch.setattr("urllib3.util.connection.create_connection", tripwire)
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/", "http://10.0.0.1/",
+    *(f"http://[{address}]/latest/meta-data/" for address in EMBEDDED_INTERNAL_IPV4),
+    "http://[fd00:ec2::254]/latest/meta-data/",
+])
+def test_literal_internal_urls_are_refused_before_any_connect(url, no_connect):
+    with pytest.raises(FetchError) as refused:
+        fetch(url, limits=FAST)
+    assert refused.value.kind == "blocked" and "refused" in str(refused.value)
+    if "ec2" in url or "a9fe" in url or "169.254" in url:  # the metadata service: the opt-in does not help
+        with pytest.raises(FetchError) as still:
+            fetch(url, allow_private=True, limits=FAST)
+        assert still.value.kind == "blocked"
 
 
 def test_redirect_to_loopback_and_metadata_is_refused_on_the_hop(site):
@@ -106,6 +162,90 @@ def test_slow_drip_hits_the_total_deadline(site):
     assert slow.value.kind == "timeout" and time.monotonic() - started < 4
 
 
+def _drip_headers(request) -> None:
+    """A status line, then one header byte every 0.3 s: no read ever waits a whole read timeout."""
+    request.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    try:
+        for byte in b"X-Slow: " + b"a" * 100:
+            request.wfile.write(bytes([byte]))
+            request.wfile.flush()
+            time.sleep(0.3)
+    except OSError:  # the client hung up at its deadline
+        pass
+
+
+def test_header_drip_hits_the_total_deadline(site):
+    site.route("/drip-headers", handler=_drip_headers)  # 30 s of headers, each byte within the read timeout
+    started = time.monotonic()
+    with pytest.raises(FetchError) as slow:
+        fetch(site.url("/drip-headers"), allow_private=True, limits=FAST)
+    assert slow.value.kind == "timeout" and "within 2 s" in str(slow.value)
+    assert time.monotonic() - started < FAST.total_timeout + 1
+
+
+@pytest.fixture
+def tls_drip_server():
+    """A TCP server on 127.0.0.1 that answers a TLS ClientHello with the start of a 16 KB handshake
+    record, then one byte of it every 0.3 s: the TLS handshake itself is dripped."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"\x16\x03\x03\x40\x00")
+                while not stop.is_set():
+                    connection.sendall(b"\x02")
+                    time.sleep(0.3)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.getsockname()[1]}/"
+    stop.set()
+    server.close()
+
+
+def test_tls_handshake_drip_hits_the_total_deadline(tls_drip_server):
+    started = time.monotonic()
+    with pytest.raises(FetchError) as slow:
+        fetch(tls_drip_server, allow_private=True, limits=FAST)
+    assert slow.value.kind == "timeout"
+    assert time.monotonic() - started < FAST.total_timeout + 1
+
+
+def test_ipv6_literal_host_header_keeps_its_brackets():
+    try:
+        probe = socket.create_server(("::1", 0), family=socket.AF_INET6)
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(http.server.HTTPServer):
+        address_family = socket.AF_INET6
+
+    server = Server(("::1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        response = fetch(f"http://[::1]:{server.server_address[1]}/", allow_private=True, limits=FAST)
+    finally:
+        server.server_close()
+    assert response.body == b"ok" and seen == [f"[::1]:{server.server_address[1]}"]
+
+
 def test_connection_reset_is_a_connection_error(site):
     site.route("/reset", reset=True)
     with pytest.raises(FetchError) as reset:
@@ -116,10 +256,10 @@ def test_connection_reset_is_a_connection_error(site):
 def test_decoding_uses_http_charset_then_meta_then_detection():
     text = "华为昇腾910C芯片由中芯国际代工生产，主要用于推理任务，这是一条足够长的中文新闻句子。" * 5
     gbk = page("昇腾", text, charset="gbk", meta=False)
-    assert text in decode_html(gbk, {"content-type": "text/html; charset=gbk"})
-    assert text in decode_html(gbk, {"content-type": "text/html"})  # detected
+    assert text in decode_page(gbk, {"content-type": "text/html; charset=gbk"}).text
+    assert text in decode_page(gbk, {"content-type": "text/html"}).text  # detected
     sjis = page("昇騰", "ファーウェイの昇騰910Cは推論に使われる。" * 5, charset="shift_jis", meta=True)
-    assert "ファーウェイの昇騰910C" in decode_html(sjis, {})
+    assert "ファーウェイの昇騰910C" in decode_page(sjis, {}).text
 
 
 def test_page_text_leaves_out_navigation_and_non_html():

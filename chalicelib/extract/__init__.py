@@ -42,9 +42,10 @@ def warm_up(langs: tuple[Lang, ...] = ("zh", "ja"), catalog: Catalog | None = No
 
 
 def extract(text: str, lang: Lang | None = None, catalog: Catalog | None = None) -> Extraction:
-    """Find the chip events of one article. `text` is normalised here; offsets index that form."""
+    """Find the chip events of one article. `text` is normalised here, and only its first
+    `limits.text_chars` characters are read (a time budget); offsets index that form."""
     catalog = catalog or load_catalog()
-    text = normalise(text)
+    text = normalise(text)[:catalog.limits.text_chars]
     lang = lang or detect_language(text)
     m = matchers(catalog)
     doc = Document(text=text, lang=lang, m=m, sentences=sentences(text, catalog.limits.sentence_chars))

@@ -110,9 +110,20 @@ def _replaced(
     m, text = doc.m, doc.text
     if m.previous.search(text, since, start) or m.replaced.search(text, clause_start, start):
         return True
-    current = [c for c in earlier if c.sentence == s.index and c.fab]
-    return bool(current) and bool(m.replaced.search(text, current[-1].end, start) or
-                                  m.previous.search(text, current[-1].end, start))
+    current = _last_current_claim(earlier, s.index)
+    return current is not None and bool(m.replaced.search(text, current.end, start) or
+                                        m.previous.search(text, current.end, start))
+
+
+def _last_current_claim(claims: list[FabClaim], sentence: int) -> FabClaim | None:
+    """The last claim of a current fab in this sentence. Claims come in text order, so only the
+    tail is read (a whole-list scan per fab made a page naming thousands of fabs quadratic)."""
+    for claim in reversed(claims):
+        if claim.sentence != sentence:
+            return None
+        if claim.fab:
+            return claim
+    return None
 
 
 def _said_of_other_product(doc: Document, s: Sentence, start: int, by_sentence: BySentence) -> bool:
