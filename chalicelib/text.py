@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import unicodedata
@@ -228,8 +229,9 @@ class _ChineseTokenizer:
 
         jieba.setLogLevel(logging.WARNING)
         self._jieba = jieba.Tokenizer()
-        # jieba caches its prefix dictionary in the temp folder (/tmp on Lambda)
-        self._jieba.tmp_dir = tempfile.gettempdir()
+        # jieba caches its prefix dictionary with marshal, which must never read a file another
+        # user could have planted: the cache lives in a folder only this user can write
+        self._jieba.tmp_dir = private_cache_dir()
         self._jieba.initialize()
         for word in words:
             self._jieba.add_word(word)
@@ -239,6 +241,24 @@ class _ChineseTokenizer:
             Token(start, end, known=end - start > 1 and not word.isascii())
             for word, start, end in self._jieba.tokenize(text, HMM=False)
         ]
+
+
+def private_cache_dir() -> str:
+    """A cache folder only this user can read and write: `chiptracker-<uid>` in the temp folder,
+    created 0700, and used only if it is still a real folder owned by us with no access for others
+    (someone else may have made it first); else a fresh private folder for this process."""
+    path = os.path.join(tempfile.gettempdir(), f"chiptracker-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return tempfile.mkdtemp(prefix="chiptracker-")
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+        return path
+    log.warning("cache folder %s is not private to this user; using a fresh one", path)
+    return tempfile.mkdtemp(prefix="chiptracker-")
 
 
 class _JapaneseTokenizer:

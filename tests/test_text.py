@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from chalicelib.catalog import load_catalog
@@ -85,6 +87,27 @@ def test_jieba_knows_catalog_names_and_traps(words):
     assert "昆仑芯" in _surfaces("百度昆仑芯P800", "zh", words)
     assert "昆仑万维" in _surfaces("昆仑万维发布大模型", "zh", words)  # a company, one word
     assert "包含" in _surfaces("包含光刻机", "zh", words)  # 含光 is not a word here
+
+
+def test_jieba_never_reads_a_cache_planted_in_the_shared_temp_folder(words, tmp_path, monkeypatch):
+    import marshal
+    import os
+
+    from chalicelib.text import _ChineseTokenizer, private_cache_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the "shared" temp folder, for this test
+    with open(tmp_path / "jieba.cache", "wb") as planted:  # where jieba looks by default
+        marshal.dump(({"昇": 1, "腾9": 10**9, "植入的缓存": 1}, 10**9 + 2), planted)
+    tokenizer_ = _ChineseTokenizer(words)
+    assert "植入的缓存" not in tokenizer_._jieba.FREQ and "中国" in tokenizer_._jieba.FREQ
+    assert "昇腾" in [tok for tok, _, _ in tokenizer_._jieba.tokenize("华为昇腾910C芯片", HMM=False)]
+    cache = private_cache_dir()
+    assert cache == str(tmp_path / f"chiptracker-{os.getuid()}") and os.stat(cache).st_mode & 0o777 == 0o700
+
+    # a folder of that name that others can write is not ours to trust: a fresh one is used
+    os.chmod(cache, 0o777)
+    other = private_cache_dir()
+    assert other != cache and os.stat(other).st_mode & 0o777 == 0o700
 
 
 def test_fugashi_user_dictionary_holds_catalog_names(words):
