@@ -13,8 +13,29 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from chalicelib.models import ExtractRequest, ExtractResult
+from chalicelib.text import one_line, printable
 
 log = logging.getLogger("chalicelib")
+
+
+def _terminal_safe(text: str) -> str:
+    """Titles, evidence, feed errors and exception messages are text from the web (or stored before
+    ingest cleaned it), and a terminal obeys the escape sequences in them (ESC, CSI): none reaches it,
+    nor a carriage return, which would let a line print over what came before it. JSON lines stay JSON
+    (it escapes C0 controls itself; a raw C1 or DEL inside a string is just dropped)."""
+    return printable(text).replace("\r", "")
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Every line the command line prints, on stdout or (err) stderr."""
+    print(_terminal_safe(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines on stderr, as _say: a URL or an error quoted in a warning is text from the web too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _terminal_safe(super().format(record))
 
 
 def extract_lines(lines: Iterable[str]) -> Iterator[ExtractResult]:
@@ -52,11 +73,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         for result in extract_lines(source):
             failed += result.error is not None
             if args.pretty:
-                print(result.model_dump_json(indent=2, exclude_none=True), flush=True)
+                _say(result.model_dump_json(indent=2, exclude_none=True))
             else:
-                print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False), flush=True)
+                _say(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
     if failed:
-        print(f"extract: {failed} line(s) had errors (see their 'error' field)", file=sys.stderr)
+        _say(f"extract: {failed} line(s) had errors (see their 'error' field)", err=True)
     return 0
 
 
@@ -84,8 +105,8 @@ def _ingest(feeds: list[str], args: argparse.Namespace) -> int:
                             progress=_progress(len(feeds)))
     for result in summary.results:
         if result.error:
-            print(f"  {result.status}: {result.feed}: {result.error}", file=sys.stderr)
-    print(summary.line())
+            _say(f"  {result.status}: {result.feed}: {result.error}", err=True)
+    _say(summary.line())
     return 0
 
 
@@ -102,8 +123,8 @@ def _progress(total: int):
         if result.status == "retry":
             return
         done[0] += 1
-        print(f"[{done[0]}/{total}] {result.status}: {result.feed} ({result.new_articles} new articles, "
-              f"{result.new_events} new events)", file=sys.stderr, flush=True)
+        _say(f"[{done[0]}/{total}] {result.status}: {result.feed} ({result.new_articles} new articles, "
+             f"{result.new_events} new events)", err=True)
 
     return line
 
@@ -119,7 +140,7 @@ def _cmd_events(args: argparse.Namespace) -> int:
         while printed < args.limit:
             page, cursor = store.query_events(query, cursor)
             for event in page[: args.limit - printed]:
-                print(_brief(event) if args.brief else event.model_dump_json())
+                _say(_brief(event) if args.brief else event.model_dump_json())
                 printed += 1
             if cursor is None:
                 break
@@ -138,13 +159,14 @@ def _brief(event) -> str:
     else:
         chip = f"{event.company} {event.family} {event.model or '(family)'}"
     nvidia = ",".join(event.nvidia_models) or "-"
-    return f"{chip:<28} fab={fab:<22} use={event.use or '-':<10} nvidia={nvidia:<14} {event.article.title[:60]}"
+    title = one_line(event.article.title)[:60]  # one line per event, whatever line ends the stored title holds
+    return f"{chip:<28} fab={fab:<22} use={event.use or '-':<10} nvidia={nvidia:<14} {title}"
 
 
 def _cmd_feeds(args: argparse.Namespace) -> int:
     with _open(args) as store:
         for state in store.list_feeds():
-            print(state.model_dump_json())
+            _say(state.model_dump_json())
     return 0
 
 
@@ -153,7 +175,7 @@ def _cmd_reextract(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         articles, added, removed = reextract(store)
-    print(f"re-extracted {articles} articles: {added} events added, {removed} removed")
+    _say(f"re-extracted {articles} articles: {added} events added, {removed} removed")
     return 0
 
 
@@ -180,8 +202,8 @@ def serve_api(db: str | None, port: int, announce: bool = False):
     server = create_local_server(app, Config.create(chalice_stage="local", app_name="chiptracker"), "127.0.0.1", port)
     if announce:
         bound = server.server.server_address[1]
-        print(f"serving the API on http://127.0.0.1:{bound}/ (try /events, /chips, /dependence, /openapi.json)",
-              file=sys.stderr, flush=True)
+        _say(f"serving the API on http://127.0.0.1:{bound}/ (try /events, /chips, /dependence, /openapi.json)",
+             err=True)
     return server
 
 
@@ -190,12 +212,12 @@ def _cmd_digest(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         if args.send:
-            print(send_digest(store, args.date, force=args.force))
+            _say(send_digest(store, args.date, force=args.force))
         elif args.out:
             Path(args.out).write_text(render_html(build_digest(store, args.date)), encoding="utf-8")
-            print(f"wrote {args.out}")
+            _say(f"wrote {args.out}")
         else:
-            print(render_text(build_digest(store, args.date)))
+            _say(render_text(build_digest(store, args.date)))
     return 0
 
 
@@ -204,7 +226,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         sent, failed = deliver_pending_alerts(store)
-    print(f"alerts: {sent} sent, {failed} failed (failed ones stay pending and are tried again later)")
+    _say(f"alerts: {sent} sent, {failed} failed (failed ones stay pending and are tried again later)")
     return 0
 
 
@@ -213,15 +235,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     args.allow_private_hosts = True  # the sample site is on 127.0.0.1
     with sample_site() as feeds:
-        print(f"serving the sample feeds on {feeds[0].rsplit('/', 2)[0]}", file=sys.stderr)
+        _say(f"serving the sample feeds on {feeds[0].rsplit('/', 2)[0]}", err=True)
         _ingest(feeds, args)
     args.limit, args.brief = 50, True
     for name in ("company", "family", "model", "fab", "use", "lang", "nvidia", "since", "until"):
         setattr(args, name, None)
-    print("events, newest first:")
+    _say("events, newest first:")
     _cmd_events(args)
     if args.serve:
-        print("(Ctrl-C to stop)", file=sys.stderr)
+        _say("(Ctrl-C to stop)", err=True)
         serve_api(args.db, args.port, announce=True).serve_forever()
     return 0
 
@@ -294,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "command", None) == "demo" and args.db is None:
         args.db = "sqlite:///.chiptracker/demo.db"
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[stderr])
     for stream in (sys.stdin, sys.stdout):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8", errors="replace")
@@ -306,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         from chalicelib.store import BadCursor, StoreError
 
         if isinstance(exc, (FeedError, StoreError, BadCursor, OSError, ValidationError, SettingsError)):
-            print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
+            _say(f"{parser.prog} {args.command}: {exc}", err=True)
             return 2
         raise
 

@@ -51,6 +51,7 @@ from chalicelib.models import (
 )
 from chalicelib.settings import settings
 from chalicelib.store import BadCursor, EventStore, chip_key, open_store
+from chalicelib.text import one_line, printable
 
 log = logging.getLogger(__name__)
 
@@ -340,8 +341,10 @@ def events_csv(events: list[StoredEvent]) -> str:
 
 
 def _cell(value: object) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula (=, +, -, @) is quoted with '."""
-    text = "" if value is None else str(value)
+    """A CSV cell, without control characters (stored text may predate cleaning at ingest); text that a
+    spreadsheet would run as a formula (=, +, -, @) is quoted with '. Cleaned first, so that "\x1b=…"
+    cannot become a formula once its ESC is gone."""
+    text = "" if value is None else printable(str(value))
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -357,12 +360,15 @@ def atom_feed(events: list[StoredEvent], self_url: str) -> str:
         entry = ET.SubElement(feed, "entry")
         chip = " ".join(x for x in (e.company, e.family, e.model) if x)
         facts = ", ".join(f"{k} {v}" for k, v in (("fab", e.fab), ("use", e.use)) if v)
-        ET.SubElement(entry, "title").text = f"{chip}{f' ({facts})' if facts else ''}: {e.article.title}"
+        ET.SubElement(entry, "title").text = one_line(f"{chip}{f' ({facts})' if facts else ''}: {e.article.title}")
         ET.SubElement(entry, "id").text = f"urn:chiptracker:event:{e.id}"
         ET.SubElement(entry, "updated").text = e.first_seen.isoformat()
         ET.SubElement(entry, "link", href=e.article.url)
         ET.SubElement(entry, "summary").text = " … ".join(ev.text for ev in e.evidence)
-    return ET.tostring(feed, encoding="unicode", xml_declaration=True)
+    # ElementTree escapes &, < and > but writes control characters as they are, and XML 1.0 cannot hold
+    # them: stored titles and evidence, or the Host header in self_url, would make the feed ill-formed.
+    # None of them can be markup, so taking them out of the whole document covers every field.
+    return printable(ET.tostring(feed, encoding="unicode", xml_declaration=True))
 
 
 # OpenAPI ------------------------------------------------------------------------------------------

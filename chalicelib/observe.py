@@ -32,7 +32,9 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 log = logging.getLogger(__name__)
 
-_CALLER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # anything else in the header is replaced, not logged
+# anything else in the header is replaced, not logged; matched whole (fullmatch), as "$" would let a
+# trailing newline through
+_CALLER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "POWERTOOLS_SERVICE_NAME" in os.environ:
@@ -56,7 +58,7 @@ def correlated(correlation_id: str, **keys: Any) -> Iterator[None]:
 
 def request_correlation_id(header: str | None, request_id: str | None) -> str:
     """The caller's X-Correlation-Id when it is a plain token, else API Gateway's request id."""
-    if header and _CALLER_ID.match(header):
+    if header and _CALLER_ID.fullmatch(header):
         return header
     return request_id or uuid.uuid4().hex
 

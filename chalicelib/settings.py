@@ -8,7 +8,9 @@ own (AWS_REGION, AWS_ENDPOINT_URL …), not settings here.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import cache
 from typing import Annotated, Literal
 
@@ -19,6 +21,29 @@ from pydantic_settings import SettingsError as _SourceError
 
 class SettingsError(ValueError):
     """A configuration value is missing or invalid."""
+
+
+# Control characters (C0 with tab and line ends, DEL, C1) and Unicode's line and paragraph separators:
+# in a header-ish or host-ish value, a CR/LF splits a mail header or a request line, and would fail
+# (or inject) only when the value is first used, far from its setting.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _mail_address(text: str) -> str:
+    """`text` if it is one plain address, "desk@example.com" or "Chip desk <desk@example.com>"."""
+    if _CONTROL.search(text):
+        raise ValueError(f"{text!r} holds a control character (a line end?); give one address")
+    from email.policy import default
+
+    try:  # the parser of To and From headers: it notes what is wrong as defects
+        header = default.header_factory("To", text)
+        single = not header.defects and len(header.addresses) == 1
+        plain = single and bool(header.addresses[0].username and header.addresses[0].domain)
+    except Exception:  # it raises more than ValueError on odd input (IndexError on "desk@")
+        plain = False
+    if not plain:
+        raise ValueError(f"{text!r} is not one mail address (desk@example.com or Chip desk <desk@example.com>)")
+    return text
 
 
 class Settings(BaseSettings):
@@ -54,9 +79,29 @@ class Settings(BaseSettings):
     @field_validator("digest_to", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        """CHIPTRACKER_DIGEST_TO=a@x.com,b@y.com (or a JSON list)."""
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        """CHIPTRACKER_DIGEST_TO=a@x.com,b@y.com, or a JSON list (for a display name with a comma)."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)  # NoDecode: pydantic-settings leaves the JSON to us; bad JSON is a ValueError
+        if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("digest_to")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        return [_mail_address(address) for address in value]
+
+    @field_validator("digest_from")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        return _mail_address(value) if value else None
+
+    @field_validator("stage", "smtp_host", "smtp_user", "ses_region", "slack_webhook_param", "slack_webhook_url")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL.search(value):
+            # the value is not echoed: it may be a webhook URL, a secret
+            raise ValueError("holds a control character (a line end?)")
         return value
 
     @field_validator("db")

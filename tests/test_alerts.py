@@ -219,14 +219,17 @@ def test_alert_message_names_company_chip_fabs_use_evidence_and_source():
                                   next_attempt=T0))
     assert [block["type"] for block in payload["blocks"]] == ["header", "section", "section", "context"]
     headline = "New foundry for Huawei Ascend 910C: DOMESTIC"
-    assert payload["blocks"][0]["text"] == {"type": "plain_text", "text": headline}
+    assert payload["blocks"][0]["text"] == {"type": "plain_text", "text": headline, "emoji": False}
     assert payload["text"] == "New foundry for Huawei Ascend 910C: DOMESTIC"  # the notification's text
     assert fields_of(payload) == {"Company": "Huawei", "Chip": "Ascend 910C", "Fab": "DOMESTIC", "Previous fab": "TSMC",
                                   "Use": "inference", "Nvidia named": "H20"}
-    assert payload["blocks"][2]["text"]["text"] == (
-        "> Huawei has moved production of its Ascend 910C from TSMC to a domestic foundry.")
-    assert payload["blocks"][3]["elements"][0]["text"] == (
-        "<https://news.example.com/2026/11/ascend|Huawei shifts Ascend 910C output> · first seen 2026-11-21 09:00 UTC")
+    assert payload["blocks"][2]["text"] == {
+        "type": "plain_text", "emoji": False,
+        "text": "“Huawei has moved production of its Ascend 910C from TSMC to a domestic foundry.”"}
+    title, source = payload["blocks"][3]["elements"]
+    assert title == {"type": "plain_text", "text": "Huawei shifts Ascend 910C output", "emoji": False}
+    assert source == {"type": "mrkdwn",
+                      "text": "<https://news.example.com/2026/11/ascend|source> · first seen 2026-11-21 09:00 UTC"}
 
     unseen = sample_event(model="990", model_in_catalog=False, fab=None, previous_fab=None, use=None, nvidia_models=[])
     payload = alert_message(Alert(key="chip|huawei|ascend|990", kind="new chip", event=unseen, next_attempt=T0))
@@ -247,16 +250,18 @@ def test_article_text_reaches_slack_as_text_never_as_a_mention_or_a_link():
     for control in ("<!channel>", "<script>", "<@U024BE7LH>", "<https://evil"):
         assert control not in raw
     assert payload["blocks"][2]["text"]["text"] == (
-        "> &lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt; &lt;@U024BE7LH&gt; "
-        "&lt;https://evil.example|click&gt; the Ascend 910C.")
+        "“&lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt; &lt;@U024BE7LH&gt; "
+        "&lt;https://evil.example|click&gt; the Ascend 910C.”")
+    title = payload["blocks"][3]["elements"][0]
+    assert title["type"] == "plain_text" and title["text"] == (
+        "&lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;")
     # the one "<…>" of the message is its source link, whose URL cannot close it early
-    source = payload["blocks"][3]["elements"][0]["text"]
+    source = payload["blocks"][3]["elements"][1]["text"]
     link = re.fullmatch(r"<([^|<>]+)\|([^<>]*)> · first seen .*", source)
     assert link, source
     assert link.group(1) == "https://news.example.com/a?b=1%7C%3C!channel%3E&c=%3E"
-    assert link.group(2) == "&lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
-    mrkdwn = [payload["text"], *(f["text"] for f in payload["blocks"][1]["fields"]),
-              payload["blocks"][2]["text"]["text"], source]
+    assert link.group(2) == "source"
+    mrkdwn = [payload["text"], *(f["text"] for f in payload["blocks"][1]["fields"]), source]
     assert sum(text.count("<") for text in mrkdwn) == 1
 
 
@@ -282,7 +287,7 @@ def test_an_unnamed_chip_is_announced_by_what_the_article_says_of_it():
     payload = alert_message(Alert(key="chip|alibaba|unnamed|", kind="new chip", event=unnamed_event(),
                                   next_attempt=T0))
     headline = "New chip: Alibaba, unnamed inference chip; DOMESTIC fab (was TSMC)"
-    assert payload["blocks"][0]["text"] == {"type": "plain_text", "text": headline}
+    assert payload["blocks"][0]["text"] == {"type": "plain_text", "text": headline, "emoji": False}
     assert payload["text"] == headline  # nothing in it to escape
     assert fields_of(payload) == {"Company": "Alibaba", "Chip": "unnamed chip", "Fab": "DOMESTIC",
                                   "Previous fab": "TSMC", "Use": "inference", "Nvidia named": "none"}
@@ -315,14 +320,65 @@ def test_the_alert_quotes_the_fab_sentence_first_then_the_chip_sentence():
 
     event = sample_event(fab="smic", previous_fab=None, evidence=[chip, use, fab])
     assert quoted(event) == (  # at most two, the fab's first, escaped as ever
-        "> SMIC makes the 910C &lt;@U024BE7LH&gt; on its 7nm process.\n"
-        "> &lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt; Huawei's Ascend 910C is its fastest chip.")
+        "“SMIC makes the 910C &lt;@U024BE7LH&gt; on its 7nm process.”\n"
+        "“&lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt; Huawei's Ascend 910C is its fastest chip.”")
     both = fab.model_copy(update={"supports": ["chip", "fab"]})  # one sentence names the chip and its fab
     assert quoted(sample_event(fab="smic", previous_fab=None, evidence=[use, both])) == (
-        "> SMIC makes the 910C &lt;@U024BE7LH&gt; on its 7nm process.")
+        "“SMIC makes the 910C &lt;@U024BE7LH&gt; on its 7nm process.”")
     # no fab claimed (or evidence stored before it said what it supports): the sentences in order
-    assert quoted(sample_event(fab=None, previous_fab=None, evidence=[chip, use, fab])).count("\n> ") == 1
-    assert quoted(sample_event(fab=None, previous_fab=None, evidence=[use, fab])).startswith("> It is used")
+    assert quoted(sample_event(fab=None, previous_fab=None, evidence=[chip, use, fab])).count("\n“") == 1
+    assert quoted(sample_event(fab=None, previous_fab=None, evidence=[use, fab])).startswith("“It is used")
+
+
+MARKUP = "*URGENT* _fake_ ~x~ `code`"
+CONTROLS = ("\x1b", "\x0b", "\x9b")
+
+
+def text_objects(node: object) -> list[dict]:
+    """Every Block Kit text object in a payload (a dict with a type and a text)."""
+    if isinstance(node, dict):
+        found = [node] if node.get("type") in ("plain_text", "mrkdwn") and "text" in node else []
+        return found + [obj for value in node.values() for obj in text_objects(value)]
+    if isinstance(node, list):
+        return [obj for item in node for obj in text_objects(item)]
+    return []
+
+
+def test_formatting_and_control_characters_in_article_text_reach_slack_inert(store):
+    """mrkdwn in a title, an evidence sentence or a stored model name formats nothing: the article's
+    text is in plain_text objects, mrkdwn holds only our bold labels (and the values beside them with
+    their marks swapped for look-alikes); no control character reaches Slack; &, < and > stay escaped."""
+    title = f"{MARKUP} \x1b[31mHuawei\x1b[0m\x0b & <!here>\x9b"
+    evidence = Evidence(text=f"{MARKUP} Huawei's Ascend *990* is made by SMIC.\x1b[2J\x0b\x9b", start=0, end=70,
+                        supports=["chip", "fab"])
+    event = sample_event(model="*990*", model_in_catalog=False, fab="smic", previous_fab=None,
+                         nvidia_models=["_H20_"], evidence=[evidence],
+                         article=ArticleRef(url="https://news.example.com/2026/11/markup", title=title))
+    claim_sightings(store, [event], T0)  # the alert as stored, read back from the outbox
+    with WebhookSink() as sink:
+        assert deliver_alerts(store, SlackWebhook(sink.url), T0) == (1, 0)
+    [raw], [payload] = sink.raw, sink.accepted
+    assert b"\\u001b" not in raw and b"\\u000b" not in raw and "\x9b".encode() not in raw
+    objects = text_objects(payload["blocks"])
+    assert not any(char in obj["text"] for obj in objects for char in CONTROLS)
+
+    # the article's own words, word for word but for the three entities, in plain_text objects
+    plain = [obj["text"] for obj in objects if obj["type"] == "plain_text"]
+    assert all(obj.get("emoji") is False for obj in objects if obj["type"] == "plain_text")  # :codes: stay text
+    assert plain == [
+        "New chip: Huawei Ascend *990*",
+        "“*URGENT* _fake_ ~x~ `code` Huawei's Ascend *990* is made by SMIC.[2J”",
+        "*URGENT* _fake_ ~x~ `code` [31mHuawei[0m &amp; &lt;!here&gt;",
+    ]
+    # mrkdwn: our labels in bold, and nothing of the article's able to format
+    mrkdwn = [payload["text"], *(obj["text"] for obj in objects if obj["type"] == "mrkdwn")]
+    for text in mrkdwn:
+        unbolded = re.sub(r"^\*[A-Z][a-z]+(?: [a-z]+)?\*\n", "", text)  # "*Previous fab*\n…"
+        assert not re.search(r"[*_~`]", unbolded), text
+    assert payload["text"] == "New chip: Huawei Ascend ∗990∗"
+    assert fields_of(payload)["Chip"] == "Ascend ∗990∗ (not in the catalog)"
+    assert fields_of(payload)["Nvidia named"] == "＿H20＿"
+    assert "<!here>" not in raw.decode() and sum(text.count("<") for text in mrkdwn) == 1  # just the source link
 
 
 # One alert per first sighting ----------------------------------------------------------------------------
@@ -434,8 +490,8 @@ def test_an_unnamed_chip_is_news_once_per_company_and_its_new_fabs_too(store):
         # the fab's sentence is quoted first
         fab_alert = next(p for p in sink.accepted if p["blocks"][0]["text"]["text"].startswith("New foundry"))
         assert fab_alert["blocks"][2]["text"]["text"] == (
-            "> SMIC now makes the chip, a supplier said.\n"
-            "> Alibaba is testing a new AI inference chip, people familiar with the matter said.")
+            "“SMIC now makes the chip, a supplier said.”\n"
+            "“Alibaba is testing a new AI inference chip, people familiar with the matter said.”")
         assert deliver_alerts(store, slack, later + timedelta(days=1)) == (0, 0)
         assert sink.attempts == 3
 

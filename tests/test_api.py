@@ -432,6 +432,41 @@ def test_atom_feed(client, seeded):
     check_error(get(client, "/events.atom?format=csv"), 400, "format")
 
 
+CONTROLS = ("\x1b", "\x0b", "\x9b")
+
+
+def test_control_characters_in_stored_text_leave_the_atom_feed_well_formed_and_the_csv_clean(
+        client, seeded, cleanup):
+    """An event stored before ingest cleaned text (or by another path): ESC, vertical tab and CSI, which
+    XML 1.0 cannot hold and a terminal obeys, are gone from the feed and the CSV; the words are kept."""
+    url = "http://late.example/control-characters"
+    hostile = StoredEvent(
+        id=event_id(url, "huawei", "ascend", "910C"), company="huawei", family="ascend", model="910C",
+        evidence=[Evidence(text="\x0b=1+1 Huawei\x0b ships the \x1b[31mAscend 910C\x1b[0m\x9b.", start=0, end=50)],
+        extractor="test", lang="en", first_seen=datetime.now(UTC) + timedelta(days=30),  # the newest event
+        article=ArticleRef(url=url, title="\x1b[31mRed\x1b[0m alert\x0b for\x9b the 910C\nas stored"),
+    )
+    assert seeded.store.put_events([hostile]) == 1
+    _added.append(url)
+
+    reply = get(client, "/events.atom?limit=1")
+    assert reply.status == 200, reply.text
+    assert not any(char in reply.text for char in CONTROLS)
+    feed = ET.fromstring(reply.text.encode())  # well-formed: a control character would be a parse error
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    [entry] = feed.findall("a:entry", ns)
+    assert entry.find("a:id", ns).text == f"urn:chiptracker:event:{hostile.id}"
+    assert entry.find("a:title", ns).text == "huawei ascend 910C: [31mRed[0m alert for the 910C as stored"
+    assert entry.find("a:summary", ns).text == "=1+1 Huawei ships the [31mAscend 910C[0m."
+
+    reply = get(client, "/events?format=csv&limit=1")
+    assert not any(char in reply.text for char in CONTROLS)
+    [record] = [dict(zip(CSV_HEADER, row, strict=True)) for row in _rows(reply)[1:]]
+    assert record["title"] == "[31mRed[0m alert for the 910C\nas stored"
+    # cleaned before the formula check: once its vertical tab is gone, the evidence starts with "="
+    assert record["evidence"] == "'=1+1 Huawei ships the [31mAscend 910C[0m."
+
+
 # One event -----------------------------------------------------------------------------------------
 
 def test_one_event_with_its_evidence(client, seeded):

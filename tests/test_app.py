@@ -59,6 +59,17 @@ def test_each_response_carries_a_correlation_id():
     assert "Injected" not in unsafe.headers["X-Correlation-Id"]
 
 
+def test_a_correlation_id_is_kept_only_when_all_of_it_is_a_plain_token():
+    from chalicelib.observe import request_correlation_id
+
+    assert request_correlation_id("abc-1.2:3", "req-1") == "abc-1.2:3"
+    for unsafe in ("abc\n", "abc\r\n", "abc\nInjected: yes", "a b", "x" * 65, ""):  # "$" let "abc\n" through
+        assert request_correlation_id(unsafe, "req-1") == "req-1", repr(unsafe)
+    with Client(app) as client:
+        trailing = client.http.get("/health", headers={"X-Correlation-Id": "abc\n"})
+    assert trailing.headers["X-Correlation-Id"] != "abc\n" and "\n" not in trailing.headers["X-Correlation-Id"]
+
+
 def test_fetching_from_private_addresses_cannot_be_enabled_in_lambda(monkeypatch):
     from chalicelib.settings import SettingsError, settings
 

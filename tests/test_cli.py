@@ -111,3 +111,57 @@ def test_events_brief_names_an_unnamed_chip_readably(tmp_path, capsys):
     assert "fab=domestic (was tsmc)" in lines[2] and "unnamed (family)" not in "\n".join(lines)
     assert main(["events", "--db", db, "--brief", "--family", "unnamed"]) == 0
     assert capsys.readouterr().out.startswith("alibaba (unnamed new chip)")
+
+
+# No control characters reach the terminal ------------------------------------------------------------
+
+CONTROLS = ("\x1b", "\x0b", "\x9b", "\x07", "\r")
+
+
+def test_stored_text_prints_without_control_characters(tmp_path, capsys):
+    """Titles, evidence and feed errors stored before ingest cleaned them: `events --brief`, the JSON
+    lines of `events` and `feeds`, and the digest preview print no escape sequence (ESC, CSI), no bell,
+    no carriage return (which would print over a line); each event stays one line."""
+    from datetime import UTC, datetime
+
+    from chalicelib.__main__ import main
+    from chalicelib.models import ArticleRef, Evidence, FeedState, StoredEvent
+    from chalicelib.store import event_id, open_store
+
+    url = "https://a.example/escapes"
+    title = "\x1b]0;pwned\x07\x1b[2J Huawei\x0b ships\x9b the 910C\r\nfaked line"
+    db = f"sqlite:///{tmp_path}/controls.db"
+    store = open_store(db)
+    store.put_events([StoredEvent(
+        id=event_id(url, "huawei", "ascend", "910C"), company="huawei", family="ascend", model="910C",
+        extractor="test", lang="en", article=ArticleRef(url=url, title=title),
+        evidence=[Evidence(text="Huawei\x0b ships the 910C.\x1b[31m\x9b", start=0, end=30)],
+        first_seen=datetime(2026, 11, 21, 9, tzinfo=UTC))])
+    store.put_feed(FeedState(url="https://a.example/feed.xml", last_status="HTTP 500: \x1b[2J\x9b2Jbroken\r"))
+    store.close()
+
+    assert main(["events", "--db", db, "--brief"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("huawei ascend 910C") and line.endswith("]0;pwned[2J Huawei ships the 910C faked line")
+    assert main(["events", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["evidence"][0]["text"].startswith("Huawei\x0b ships")  # JSON escapes C0 itself
+    assert main(["feeds", "--db", db]) == 0
+    feeds = capsys.readouterr().out
+    assert json.loads(feeds)["last_status"] == "HTTP 500: \x1b[2J2Jbroken\r"  # a raw CSI is dropped
+    assert main(["digest", "--db", db, "--date", "2026-11-21"]) == 0
+    digest = capsys.readouterr().out
+    assert "Huawei ships the 910C.[31m" in digest
+    for printed in (line, out, feeds, digest):
+        assert not any(char in printed for char in CONTROLS), printed
+
+
+def test_log_lines_on_stderr_carry_no_control_characters():
+    import logging
+
+    from chalicelib.__main__ import _SafeFormatter
+
+    record = logging.LogRecord("chalicelib.fetch", logging.WARNING, __file__, 1, "feed %s: %s", (
+        "https://a.example/feed.xml", "\x1b[2Jbroken\x9b\r"), None)
+    assert _SafeFormatter("%(levelname)s %(message)s").format(record) == (
+        "WARNING feed https://a.example/feed.xml: [2Jbroken")

@@ -247,6 +247,36 @@ def test_titles_and_evidence_are_escaped_in_html_and_slack_intact_in_text(store)
     assert "calling it <script>alert(1)</script> a <@U024BE7LH> milestone." in plain
 
 
+CONTROLS = ("\x1b", "\x0b", "\x9b")
+
+
+def test_control_characters_in_stored_text_never_reach_the_mail(store):
+    """Text stored before ingest cleaned it (or by another path): ESC, vertical tab and CSI are gone
+    from the HTML and the plain-text part and their headers, the rest of the words kept."""
+    seed_catalog(store, T - timedelta(days=1))
+    title = "Huawei \x1b[31mships\x1b[0m the\x0b Ascend 990\x9b <b>now</b>"
+    evidence = Evidence(text="Huawei's\x0b Ascend 990 is made by SMIC.\x1b[2J\x9b", start=0, end=45,
+                        supports=["chip", "fab"])
+    event = _event("https://news.example.com/control", "huawei", "ascend", "990", [evidence], fab="smic",
+                   model_in_catalog=False)
+    event = event.model_copy(update={"article": ArticleRef(url=event.article.url, title=title)})
+    store.put_events([event])
+    assert claim_sightings(store, [event], T) == 2
+    digest = build_digest(store, DAY)
+    assert [e.id for e in digest.new_chips] == [event.id]
+
+    mail = email.message_from_bytes(message(digest, SENDER, RECIPIENTS).as_bytes(), policy=policy.default)
+    html = mail.get_body(("html",)).get_content()
+    plain = mail.get_body(("plain",)).get_content()
+    for part in (html, plain, mail["Subject"], render_html(digest), render_text(digest)):
+        assert not any(char in part for char in CONTROLS)
+    assert "Huawei [31mships[0m the Ascend 990 &lt;b&gt;now&lt;/b&gt;</a>" in html  # cleaned, and escaped as ever
+    assert "“Huawei's Ascend 990 is made by SMIC.[2J”" in html.replace("&#39;", "'")
+    assert "    Huawei [31mships[0m the Ascend 990 <b>now</b>\n" in plain
+    assert '  fab: "Huawei\'s Ascend 990 is made by SMIC.[2J"\n' in plain
+    assert subject(digest) == mail["Subject"] == "chiptracker 2026-11-21: 1 new chip or foundry sighting, 1 event"
+
+
 # Sending: SMTP (aiosmtpd) and SES (moto_server) ------------------------------------------------------------
 
 class Inbox:

@@ -22,6 +22,7 @@ from chalicelib.dependence import figures
 from chalicelib.labels import chip_label, chip_name, evidence_fab_first, fab_evidence, is_unnamed, quotes
 from chalicelib.models import DependencePeriod, EventQuery, Sighting, StoredEvent
 from chalicelib.store import EventStore
+from chalicelib.text import one_line, printable
 
 TEMPLATES = Path(__file__).with_name("templates")
 # Bodies 7-bit clean (quoted-printable or base64, whichever is shorter, for non-ASCII text): smtplib
@@ -78,13 +79,22 @@ def _first_on(store: EventStore, kind: str, day: date) -> list[StoredEvent]:
     return [event for event in found if event is not None]
 
 
+def _printable(value: object) -> object:
+    """Every {{ … }} of both templates: stored titles and evidence may predate cleaning at ingest, and a
+    control character has no place in a mail (a terminal showing the text part obeys ESC). Markup (a macro's
+    output, HTML built of values cleaned here already) is left as it is, or autoescape would escape it again."""
+    from markupsafe import Markup
+
+    return printable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 @cache
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True, lstrip_blocks=True, finalize=_printable,
     )
     # the same chip names and evidence order as the Slack alerts (chalicelib/labels.py)
     env.globals.update(
@@ -105,7 +115,8 @@ def render_text(digest: DigestDay) -> str:
 def subject(digest: DigestDay) -> str:
     news = len(digest.new_chips) + len(digest.new_fabs)
     headline = f"{news} new chip or foundry sighting{'s' if news != 1 else ''}, " if news else ""
-    return f"chiptracker {digest.day}: {headline}{digest.events} event{'s' if digest.events != 1 else ''}"
+    # one printable line: a header holds neither line ends nor control characters
+    return one_line(f"chiptracker {digest.day}: {headline}{digest.events} event{'s' if digest.events != 1 else ''}")
 
 
 def message(digest: DigestDay, sender: str, recipients: list[str]) -> EmailMessage:

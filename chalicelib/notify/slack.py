@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,7 @@ from urllib.parse import quote
 from chalicelib.labels import chip_name, company_name, is_unnamed, quotes, unnamed_description
 from chalicelib.models import Alert
 from chalicelib.store import EventStore
+from chalicelib.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,40 @@ class AlertChannel(Protocol):
 
 
 # The message ---------------------------------------------------------------------------------------
+#
+# Article text (titles, evidence sentences) is untrusted: it must not ping a channel, link elsewhere or
+# format itself. Slack's mrkdwn has no escape for *bold*, _italic_, ~strike~ or `code`, so that text goes
+# in plain_text objects, which Slack never formats; mrkdwn carries only our own labels and link, and the
+# short values beside them (chip, fab, Nvidia names) with their formatting marks made inert.
 
 def escape(text: str) -> str:
-    """Slack's three control characters: `<!channel>`, `<@U123>` and links in article text stay text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Untrusted text for any Slack text object: one printable line (stored text may predate cleaning at
+    ingest), Slack's three control characters as entities, so `<!channel>`, `<@U123>` and links stay text."""
+    return one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# mrkdwn's formatting marks and look-alikes that format nothing: ∗ ＿ ∼ ˋ
+_INERT = str.maketrans({"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb"})
+
+
+def inert(text: str) -> str:
+    """Untrusted text inside mrkdwn (a field's value beside our bold label, the notification text)."""
+    return escape(text).translate(_INERT)
+
+
+def plain(*lines: str, limit: int = 3000) -> dict:
+    """A plain_text object of untrusted lines: no formatting, links, mentions or :emoji: codes; at most
+    `limit` characters (Slack's), cut between characters, never inside an entity."""
+    text = "\n".join(escape(line) for line in lines)
+    if len(text) > limit:
+        text = re.sub(r"&[a-z]*$", "", text[: limit - 1]) + "…"
+    return {"type": "plain_text", "text": text or "–", "emoji": False}  # Slack refuses an empty text
 
 
 def _link(url: str, label: str) -> str:
-    """<url|label>, with the URL unable to close the link early and the label escaped."""
+    """<url|label>, with the URL unable to close the link early; the label is ours."""
     safe_url = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
-    return f"<{safe_url.replace('|', '%7C').replace('>', '%3E')}|{escape(label) or 'source'}>"
+    return f"<{safe_url.replace('|', '%7C').replace('>', '%3E')}|{label}>"
 
 
 def alert_message(alert: Alert) -> dict:
@@ -72,16 +98,18 @@ def alert_message(alert: Alert) -> dict:
     fields = [("Company", company), ("Chip", chip + flag),
               ("Fab", (e.fab or "not said").upper()), ("Previous fab", (e.previous_fab or "not said").upper()),
               ("Use", e.use or "not said"), ("Nvidia named", ", ".join(e.nvidia_models) or "none")]
-    evidence = "\n".join(f"> {escape(ev.text)}" for ev in quotes(e))  # the fab's sentence first
-    source = f"{_link(e.article.url, e.article.title or e.article.url)} · first seen {e.first_seen:%Y-%m-%d %H:%M} UTC"
+    evidence = [f"“{ev.text}”" for ev in quotes(e)]  # the fab's sentence first
+    seen = f"{_link(e.article.url, 'source')} · first seen {e.first_seen:%Y-%m-%d %H:%M} UTC"
     return {
-        "text": escape(headline),  # the notification's text, where mrkdwn (and so mentions) would apply
+        "text": inert(headline),  # the notification's text, where mrkdwn (and so mentions) would apply
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
-            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{escape(value)}"}
+            {"type": "header", "text": plain(headline, limit=150)},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{inert(value)}"}
                                            for name, value in fields]},
-            {"type": "section", "text": {"type": "mrkdwn", "text": evidence[:2900] or "_no evidence sentence_"}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": source}]},
+            {"type": "section", "text": plain(*evidence) if evidence else
+             {"type": "mrkdwn", "text": "_no evidence sentence_"}},
+            {"type": "context", "elements": [plain(one_line(e.article.title) or e.article.url),
+                                             {"type": "mrkdwn", "text": seen}]},
         ],
     }
 
