@@ -6,7 +6,7 @@ Run from the project root with `.venv/bin/python bench/ingest.py [--pages N] [--
 It measures, in one run:
 - every HTML page of `shared/realworld/html` (`*.html`, `*.html.gz`, read in place), served from memory
   by `tests.localsite.LocalSite` on 127.0.0.1 inside generated RSS feeds (`--per-feed` items a feed);
-- the pipeline: `run_cycle(feeds, store, Options(allow_private=True), workers=W)` on a fresh SQLite store
+- the pipeline: `run_cycle(feeds, store, Options(allow_loopback=True), workers=W)` on a fresh SQLite store
   in a temp folder, pages/s = pages handled (new + duplicate + skipped + failed) / seconds;
 - the floor on the same pages with the same thread count: `fetch()` + `page_text(decode_html())` alone;
 - the ratio median pipeline time / median floor time (target <= 1.3), and the ratio of each pass pair;
@@ -55,7 +55,7 @@ from chalicelib.store import EventStore, event_id, open_store  # noqa: E402
 from tests.localsite import LocalSite, rss  # noqa: E402
 from tests.motoserver import MotoServer  # noqa: E402
 
-OPTIONS = Options(allow_private=True)
+OPTIONS = Options(allow_loopback=True)
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
@@ -143,7 +143,7 @@ def pipeline_pass(site: Site, workers: int, tmp: Path) -> tuple[float, CycleSumm
 
 def floor_page(url: str) -> bool:
     """fetch + decode + trafilatura on one page, as process_page does them; True if it gave text."""
-    response = fetch(url, allow_private=True, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
+    response = fetch(url, allow_loopback=True, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
     return page_text(decode_html(response.body, response.headers), response.url) is not None
 
 

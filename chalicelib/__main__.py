@@ -101,7 +101,7 @@ def _ingest(feeds: list[str], args: argparse.Namespace) -> int:
     from chalicelib.pipeline import Options, run_cycle
 
     with _open(args) as store:
-        summary = run_cycle(feeds, store, Options(allow_private=args.allow_private_hosts), args.workers,
+        summary = run_cycle(feeds, store, Options(allow_loopback=args.allow_loopback), args.workers,
                             progress=_progress(len(feeds)))
     for result in summary.results:
         if result.error:
@@ -233,7 +233,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from chalicelib.demo import sample_site
 
-    args.allow_private_hosts = True  # the sample site is on 127.0.0.1
+    args.allow_loopback = True  # the sample site is on 127.0.0.1
     with sample_site() as feeds:
         _say(f"serving the sample feeds on {feeds[0].rsplit('/', 2)[0]}", err=True)
         _ingest(feeds, args)
@@ -269,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def with_fetching(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("--workers", type=int, default=4, help="feeds fetched at once (default 4)")
-        sub.add_argument("--allow-private-hosts", action="store_true",
-                         help="allow fetching from loopback and private addresses (tests, local sites)")
+        sub.add_argument("--allow-loopback", "--allow-private-hosts", dest="allow_loopback", action="store_true",
+                         help="allow fetching from 127.0.0.1 and ::1 (tests, a local site); never the private "
+                              "network or the metadata service (the old name is kept as an alias)")
         return sub
 
     ingest = with_fetching(with_db(commands.add_parser("ingest", help="one ingest cycle over the feed list")))

@@ -63,14 +63,14 @@ class FeedFetch:
     last_modified: str | None = None
 
 
-def fetch_feed(state: FeedState, *, allow_private: bool = False, limits: Limits = DEFAULT_LIMITS) -> FeedFetch:
+def fetch_feed(state: FeedState, *, allow_loopback: bool = False, limits: Limits = DEFAULT_LIMITS) -> FeedFetch:
     """Conditional GET of one feed, parsed. Raises FetchError or FeedError."""
     headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8"}
     if state.etag:
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
-    response = fetch(state.url, allow_private=allow_private, limits=limits, headers=headers)
+    response = fetch(state.url, allow_loopback=allow_loopback, limits=limits, headers=headers)
     if response.status == 304:
         return FeedFetch("not modified", [], state.etag, state.last_modified)
     entries = parse_feed(response.body, response.headers, response.url)

@@ -1,12 +1,13 @@
 """HTTP fetching with limits and an address guard, and page → article text with trafilatura.
 
-Every fetch has a connect and read timeout, a total deadline, a body size limit (counted
-after decompression, so a gzip bomb stops at the limit) and a redirect limit. The address
-guard resolves the host itself, refuses private, loopback, link-local (169.254.169.254
-included), multicast and reserved addresses, and then connects to the very address it
-checked, on every redirect hop: a DNS answer that changes between check and connect
-(rebinding) cannot reach an internal address. `allow_private=True` is the only way to fetch
-from loopback or a private network (tests and the offline demo use it).
+Every fetch has a connect and read timeout, a deadline over the whole of it (connect, TLS,
+headers, body), a body size limit (counted after decompression, so a gzip bomb stops at the
+limit) and a redirect limit. The address guard resolves the host itself, refuses private,
+loopback, link-local (169.254.169.254 included), multicast and reserved addresses, and IPv6
+forms that carry one of those (NAT64, 6to4, Teredo, mapped), and then connects to the very
+address it checked, on every redirect hop: a DNS answer that changes between check and
+connect (rebinding) cannot reach an internal address. `allow_loopback=True` admits loopback
+and nothing else (tests and the offline demo use it); the metadata services never.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Response:
 def fetch(
     url: str,
     *,
-    allow_private: bool = False,
+    allow_loopback: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     headers: dict[str, str] | None = None,
 ) -> Response:
@@ -96,7 +97,7 @@ def fetch(
             if len(visited) > limits.max_redirects:
                 raise FetchError("redirects", f"more than {limits.max_redirects} redirects")
             visited.append(url)
-            status, response_headers, connection = _request(url, allow_private, limits, deadline, headers or {})
+            status, response_headers, connection = _request(url, allow_loopback, limits, deadline, headers or {})
             if status in (301, 302, 303, 307, 308) and response_headers.get("location"):
                 connection.release_conn()
                 url = urljoin(url, response_headers["location"])
@@ -182,7 +183,7 @@ class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
 
 
 def _request(
-    url: str, allow_private: bool, limits: Limits, deadline: _Deadline, headers: dict[str, str]
+    url: str, allow_loopback: bool, limits: Limits, deadline: _Deadline, headers: dict[str, str]
 ) -> tuple[int, dict[str, str], urllib3.BaseHTTPResponse]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -191,7 +192,7 @@ def _request(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError("invalid_url", f"bad port in {url!r}") from None
-    address = _vetted_address(parts.hostname, port, allow_private)
+    address = _vetted_address(parts.hostname, port, allow_loopback)
     https = parts.scheme == "https"
     pool_class = urllib3.HTTPSConnectionPool if https else urllib3.HTTPConnectionPool
     tls = (
@@ -223,7 +224,7 @@ def _request(
     return response.status, {k.lower(): v for k, v in response.headers.items()}, response
 
 
-def _vetted_address(host: str, port: int, allow_private: bool) -> str:
+def _vetted_address(host: str, port: int, allow_loopback: bool) -> str:
     """Resolve `host` and return an address it may connect to; refuse the whole host if any
     of its addresses is internal (an attacker may control which one we would get)."""
     try:
@@ -233,7 +234,7 @@ def _vetted_address(host: str, port: int, allow_private: bool) -> str:
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not _allowed(ip, allow_private):
+        if not _allowed(ip, allow_loopback):
             raise FetchError("blocked", f"{host} resolves to {ip}, a non-public address; refused")
     return addresses[0]
 
@@ -255,19 +256,19 @@ _IPV4_TAIL = (
 )
 
 
-def _allowed(ip: IPAddress, allow_private: bool) -> bool:
+def _allowed(ip: IPAddress, allow_loopback: bool) -> bool:
     """A public address; loopback too with the opt-in. An IPv6 address that carries an IPv4 one
     is judged by the IPv4 address it reaches."""
     if any(ip in network for network in _METADATA) or ip.is_multicast or ip.is_unspecified:
         return False
     if ip.is_loopback:
-        return allow_private
+        return allow_loopback
     if isinstance(ip, ipaddress.IPv4Address):
         return ip.is_global
     if ip in _NAT64_LOCAL:
         return False  # where it leads depends on the site's own prefix: assume inside
     if inner := _embedded_ipv4(ip):
-        return all(_allowed(v4, allow_private) for v4 in inner)
+        return all(_allowed(v4, allow_loopback) for v4 in inner)
     return ip.is_global
 
 

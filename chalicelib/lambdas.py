@@ -69,10 +69,10 @@ def plan_feed_jobs() -> dict:
 def run_feed_jobs(bodies: Iterable[str], options: Options | None = None) -> list[dict]:
     """Run each queued job, then deliver due alerts. A job that raises fails the invocation: SQS
     delivers the message again, and after three receives moves it to the dead-letter queue.
-    `options` is for tests; otherwise private addresses are refused unless the settings allow them."""
+    `options` is for tests; otherwise loopback is refused unless the settings allow it (never in Lambda)."""
     from chalicelib.pipeline import Options, deliver_pending_alerts, run_job
 
-    options = options or Options(allow_private=settings().allow_private_fetch)
+    options = options or Options(allow_loopback=settings().allow_loopback_fetch)
     _seed_once()
     results = []
     try:

@@ -91,7 +91,7 @@ class CycleSummary(Counts):
 
 @dataclass(frozen=True)
 class Options:
-    allow_private: bool = False  # fetch from loopback / private addresses (tests, the offline demo)
+    allow_loopback: bool = False  # fetch from 127.0.0.1 and ::1 (tests, the offline demo)
     limits: Limits = DEFAULT_LIMITS
 
 
@@ -107,7 +107,7 @@ def run_feed_job(url: str, store: EventStore, options: Options = Options(), now:
     if not is_due(state, now):
         return JobResult(url, "parked" if state.parked else "not due")
     try:
-        fetched = fetch_feed(state, allow_private=options.allow_private, limits=options.limits)
+        fetched = fetch_feed(state, allow_loopback=options.allow_loopback, limits=options.limits)
     except (FetchError, FeedError) as exc:
         failed = after_failure(state, exc, now)
         store.put_feed(failed)
@@ -186,7 +186,7 @@ def process_page(
     store.put_article(_as_failure(_article(entry, now, attempts), _INTERRUPTED, now))
     article = _article(entry, now, attempts)
     try:
-        response = fetch(entry.link, allow_private=options.allow_private, limits=options.limits,
+        response = fetch(entry.link, allow_loopback=options.allow_loopback, limits=options.limits,
                          headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
         page = read_page(response)
         if not page.text:

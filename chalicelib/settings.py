@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     queue: str = Field(default="chiptracker-feed-jobs", pattern=r"^[A-Za-z0-9_-]{1,80}$")  # the feed jobs' SQS queue
     feeds: str | None = None  # a feed list file; None: the bundled list
     seed_catalog: bool = True  # a new store starts knowing the catalog's chips and fabs (no alerts for them)
-    # fetch from loopback and private addresses: the offline demo and tests only, never in Lambda
-    allow_private_fetch: bool = False
+    # fetch from loopback (127.0.0.0/8, ::1): the offline demo and tests only, never in Lambda
+    allow_loopback_fetch: bool = False
 
     # Slack: a webhook URL (locally), or the SSM parameter that holds it (deployed)
     slack_webhook_url: str | None = None
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a store URL (sqlite:///file.db or dynamodb://TABLE)")
         return value or None
 
-    @field_validator("allow_private_fetch")
+    @field_validator("allow_loopback_fetch")
     @classmethod
     def _not_in_lambda(cls, value: bool) -> bool:
         if value and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):

@@ -5,7 +5,7 @@
         site.route("/slow", drip=(b"x" * 100, 1.0))      # one chunk a second
         site.route("/reset", reset=True)                   # connection closed mid-answer
         site.route("/moved", status=302, headers={"Location": "/elsewhere"})
-        fetch(site.url("/feed.xml"), allow_private=True)
+        fetch(site.url("/feed.xml"), allow_loopback=True)
 """
 
 from __future__ import annotations

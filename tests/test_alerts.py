@@ -38,7 +38,7 @@ from chalicelib.store import event_id
 from tests.localsite import LocalSite, page, rss
 from tests.motoserver import free_port
 
-LOCAL = Options(allow_private=True)
+LOCAL = Options(allow_loopback=True)
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 HOSTILE = "<!channel> & <script>alert(1)</script>"
 

@@ -32,7 +32,7 @@ from chalicelib.models import ArticleRef, ArticleStats, ChipMention, Evidence, S
 from chalicelib.pipeline import Options, claim_sightings, run_cycle, run_feed_job, seed_catalog
 from chalicelib.store import EventStore, event_id, open_store
 
-LOCAL = Options(allow_private=True)
+LOCAL = Options(allow_loopback=True)
 
 # A chip the catalog does not list (an unseen Ascend model), with a title a spreadsheet would run.
 EXTRA = {

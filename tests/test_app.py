@@ -73,9 +73,9 @@ def test_a_correlation_id_is_kept_only_when_all_of_it_is_a_plain_token():
 def test_fetching_from_private_addresses_cannot_be_enabled_in_lambda(monkeypatch):
     from chalicelib.settings import SettingsError, settings
 
-    monkeypatch.setenv("CHIPTRACKER_ALLOW_PRIVATE_FETCH", "1")
-    assert settings().allow_private_fetch  # a local run (the smoke test) may opt in
+    monkeypatch.setenv("CHIPTRACKER_ALLOW_LOOPBACK_FETCH", "1")
+    assert settings().allow_loopback_fetch  # a local run (the smoke test) may opt in
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-prod-run_feed_jobs")
     settings.cache_clear()
-    with pytest.raises(SettingsError, match=r"CHIPTRACKER_ALLOW_PRIVATE_FETCH: .*deployed function"):
+    with pytest.raises(SettingsError, match=r"CHIPTRACKER_ALLOW_LOOPBACK_FETCH: .*deployed function"):
         settings()

@@ -292,7 +292,7 @@ def test_packaged_handlers_run_against_moto_server(template, lambda_root, moto_s
 
         # SQS messages: the worker runs each job into DynamoDB and posts the first sighting to Slack
         worked, work_logs = invoke(lambda_root, "app.run_feed_jobs", [sqs_event(m) for m in messages],
-                                   env | {"CHIPTRACKER_ALLOW_PRIVATE_FETCH": "1"}, tmp_path)
+                                   env | {"CHIPTRACKER_ALLOW_LOOPBACK_FETCH": "1"}, tmp_path)
         assert all("ok" in r for r in worked["results"]), worked["results"]
         assert not not_granted(template, "RunFeedJobsRole", worked["calls"])
         job_ids = {json.loads(m["Body"])["id"] for m in messages}

@@ -41,7 +41,7 @@ from tests.localsite import LocalSite, page, rss
 from tests.motoserver import free_port
 from tests.test_alerts import HOSTILE, PAGES, WebhookSink
 
-LOCAL = Options(allow_private=True)
+LOCAL = Options(allow_loopback=True)
 DAY = date(2026, 11, 21)
 T = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SENDER = "chiptracker <digest@example.com>"

@@ -2,7 +2,7 @@
 recorded, readable error there; the other feed in the same cycle still ingests; nothing stored is
 lost; transient faults are retried on a later run, permanent ones are skipped for good.
 
-Everything is served by LocalSite on 127.0.0.1 (allow_private=True); nothing reaches the internet.
+Everything is served by LocalSite on 127.0.0.1 (allow_loopback=True); nothing reaches the internet.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from chalicelib.store import open_store
 from tests.localsite import LocalSite, page, rss
 
 FAST = Limits(connect_timeout=1, read_timeout=1, total_timeout=1.5, max_bytes=2_000_000, max_redirects=3)
-OPTIONS = Options(allow_private=True, limits=FAST)
+OPTIONS = Options(allow_loopback=True, limits=FAST)
 RETRY_AFTER = 7200  # seconds; longer than both the feed (15 min) and the article (30 min) first backoff
 
 OLD_TEXT = ("Huawei's Ascend 910B accelerator is made by SMIC on its 7nm process, and Huawei uses it to train "
@@ -260,13 +260,13 @@ def test_loopback_feed_and_article_are_refused_without_opt_in(tmp_path):
     with LocalSite() as site:
         site.route("/a", body=page("Ascend", *NEW_TEXT))
         feed = site.route("/feed.xml", body=rss([("Ascend", site.url("/a"))]))
-        summary = run_cycle([feed], store, Options(allow_private=False, limits=FAST), workers=1)
+        summary = run_cycle([feed], store, Options(allow_loopback=False, limits=FAST), workers=1)
         (result,) = [r for r in summary.results if r.feed == feed]
         assert result.status == "failed" and "127.0.0.1" in result.error and "refused" in result.error
         assert store.get_feed(feed).last_status.startswith("blocked: 127.0.0.1")
 
         entry = FeedEntry(feed=feed, url=site.url("/a"), link=site.url("/a"), guid=site.url("/a"), title="Ascend")
-        outcome = ingest_entry(entry, store, Options(allow_private=False, limits=FAST), datetime.now(UTC))
+        outcome = ingest_entry(entry, store, Options(allow_loopback=False, limits=FAST), datetime.now(UTC))
         assert outcome == ("skipped", 0, 0)
         article = store.get_article(site.url("/a"))
         assert article.status == "skipped" and article.error.startswith("blocked: 127.0.0.1 resolves to 127.0.0.1")
@@ -276,15 +276,15 @@ def test_loopback_feed_and_article_are_refused_without_opt_in(tmp_path):
 
 def test_redirect_to_loopback_is_refused_without_opt_in(tmp_path, monkeypatch):
     """A public-looking site (news.test, vetted as if it were a public host but served by LocalSite)
-    redirects a feed and an article to 127.0.0.1: the hop is refused without allow_private."""
+    redirects a feed and an article to 127.0.0.1: the hop is refused without allow_loopback."""
     vetted = fetch_module._vetted_address
 
-    def fake_public(host: str, port: int, allow_private: bool) -> str:
-        return "127.0.0.1" if host == "news.test" else vetted(host, port, allow_private)
+    def fake_public(host: str, port: int, allow_loopback: bool) -> str:
+        return "127.0.0.1" if host == "news.test" else vetted(host, port, allow_loopback)
 
     monkeypatch.setattr(fetch_module, "_vetted_address", fake_public)
     store = open_store(f"sqlite:///{tmp_path}/x.db")
-    options = Options(allow_private=False, limits=FAST)
+    options = Options(allow_loopback=False, limits=FAST)
     with LocalSite() as site:
         public = f"http://news.test:{site.port}"
         site.route("/secret", body=page("Internal", "An internal admin page that must never be read."))

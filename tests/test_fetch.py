@@ -30,7 +30,7 @@ def test_plain_fetch_and_loopback_opt_in(site):
     with pytest.raises(FetchError) as refused:
         fetch(url)
     assert refused.value.kind == "blocked" and "127.0.0.1" in str(refused.value)
-    response = fetch(url, allow_private=True, limits=FAST)
+    response = fetch(url, allow_loopback=True, limits=FAST)
     assert (response.status, response.body) == (200, b"hello")
 
 
@@ -60,13 +60,13 @@ EMBEDDED_INTERNAL_IPV4 = [
      *EMBEDDED_INTERNAL_IPV4],
 )
 def test_guard_refuses_non_public_addresses(address):
-    assert not _allowed(ipaddress.ip_address(address), allow_private=False)
+    assert not _allowed(ipaddress.ip_address(address), allow_loopback=False)
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946",
                                      "64:ff9b::5db8:d822", "2002:5db8:d822::1", "::ffff:93.184.216.34"])
 def test_guard_lets_public_addresses_through(address):
-    assert _allowed(ipaddress.ip_address(address), allow_private=False)  # 93.184.216.34 in each v6 form
+    assert _allowed(ipaddress.ip_address(address), allow_loopback=False)  # 93.184.216.34 in each v6 form
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_guard_lets_public_addresses_through(address):
      ("64:ff9b::a9fe:a9fe", False), ("2002:a9fe:a9fe::1", False)],
 )
 def test_the_opt_in_admits_loopback_and_nothing_else(address, allowed):
-    assert _allowed(ipaddress.ip_address(address), allow_private=True) is allowed
+    assert _allowed(ipaddress.ip_address(address), allow_loopback=True) is allowed
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_literal_internal_urls_are_refused_before_any_connect(url, no_connect):
     assert refused.value.kind == "blocked" and "refused" in str(refused.value)
     if "ec2" in url or "a9fe" in url or "169.254" in url:  # the metadata service: the opt-in does not help
         with pytest.raises(FetchError) as still:
-            fetch(url, allow_private=True, limits=FAST)
+            fetch(url, allow_loopback=True, limits=FAST)
         assert still.value.kind == "blocked"
 
 
@@ -110,7 +110,7 @@ def test_redirect_to_loopback_and_metadata_is_refused_on_the_hop(site):
     # the first hop is allowed (opted in), the redirect target is not: each hop is checked
     url = site.route("/to-meta", status=302, headers={"Location": "http://169.254.169.254/latest/"})
     with pytest.raises(FetchError) as refused:
-        fetch(url, allow_private=True, limits=FAST)
+        fetch(url, allow_loopback=True, limits=FAST)
     assert refused.value.kind == "blocked"
 
 
@@ -118,47 +118,47 @@ def test_redirects_are_followed_and_limited(site):
     site.route("/r1", status=301, headers={"Location": "/r2"})
     site.route("/r2", status=302, headers={"Location": "/final"})
     site.route("/final", body=b"done")
-    response = fetch(site.url("/r1"), allow_private=True, limits=FAST)
+    response = fetch(site.url("/r1"), allow_loopback=True, limits=FAST)
     assert response.body == b"done" and response.url == site.url("/final") and len(response.redirects) == 2
     site.route("/loop", status=302, headers={"Location": "/loop"})
     with pytest.raises(FetchError, match="loop"):
-        fetch(site.url("/loop"), allow_private=True, limits=FAST)
+        fetch(site.url("/loop"), allow_loopback=True, limits=FAST)
     for n in range(6):
         site.route(f"/chain{n}", status=302, headers={"Location": f"/chain{n + 1}"})
     with pytest.raises(FetchError, match="more than 3 redirects"):
-        fetch(site.url("/chain0"), allow_private=True, limits=FAST)
+        fetch(site.url("/chain0"), allow_loopback=True, limits=FAST)
 
 
 def test_http_errors_carry_status_and_retry_after(site):
     site.route("/busy", status=429, headers={"Retry-After": "120"}, body=b"slow down")
     with pytest.raises(FetchError) as busy:
-        fetch(site.url("/busy"), allow_private=True, limits=FAST)
+        fetch(site.url("/busy"), allow_loopback=True, limits=FAST)
     assert (busy.value.kind, busy.value.status, busy.value.retry_after) == ("http", 429, 120.0)
     site.route("/gone", status=404)
     with pytest.raises(FetchError) as gone:
-        fetch(site.url("/gone"), allow_private=True, limits=FAST)
+        fetch(site.url("/gone"), allow_loopback=True, limits=FAST)
     assert gone.value.permanent
 
 
 def test_size_limit_and_gzip_bomb(site):
     site.route("/big", body=b"x" * 2_000_000)
     with pytest.raises(FetchError) as big:
-        fetch(site.url("/big"), allow_private=True, limits=FAST)
+        fetch(site.url("/big"), allow_loopback=True, limits=FAST)
     assert big.value.kind == "too_large"
     bomb = gzip.compress(b"\0" * 50_000_000)  # 50 MB that gzips to ~50 KB
     site.route("/bomb", body=bomb, headers={"Content-Encoding": "gzip"})
     with pytest.raises(FetchError) as exploded:
-        fetch(site.url("/bomb"), allow_private=True, limits=FAST)
+        fetch(site.url("/bomb"), allow_loopback=True, limits=FAST)
     assert exploded.value.kind == "too_large"
     site.route("/gz", body=gzip.compress(b"compressed fine"), headers={"Content-Encoding": "gzip"})
-    assert fetch(site.url("/gz"), allow_private=True, limits=FAST).body == b"compressed fine"
+    assert fetch(site.url("/gz"), allow_loopback=True, limits=FAST).body == b"compressed fine"
 
 
 def test_slow_drip_hits_the_total_deadline(site):
     site.route("/drip", drip=(b"x" * 50, 0.2))  # 10 s in all, each byte well within the read timeout
     started = time.monotonic()
     with pytest.raises(FetchError) as slow:
-        fetch(site.url("/drip"), allow_private=True, limits=FAST)
+        fetch(site.url("/drip"), allow_loopback=True, limits=FAST)
     assert slow.value.kind == "timeout" and time.monotonic() - started < 4
 
 
@@ -178,7 +178,7 @@ def test_header_drip_hits_the_total_deadline(site):
     site.route("/drip-headers", handler=_drip_headers)  # 30 s of headers, each byte within the read timeout
     started = time.monotonic()
     with pytest.raises(FetchError) as slow:
-        fetch(site.url("/drip-headers"), allow_private=True, limits=FAST)
+        fetch(site.url("/drip-headers"), allow_loopback=True, limits=FAST)
     assert slow.value.kind == "timeout" and "within 2 s" in str(slow.value)
     assert time.monotonic() - started < FAST.total_timeout + 1
 
@@ -210,7 +210,7 @@ def tls_drip_server():
 def test_tls_handshake_drip_hits_the_total_deadline(tls_drip_server):
     started = time.monotonic()
     with pytest.raises(FetchError) as slow:
-        fetch(tls_drip_server, allow_private=True, limits=FAST)
+        fetch(tls_drip_server, allow_loopback=True, limits=FAST)
     assert slow.value.kind == "timeout"
     assert time.monotonic() - started < FAST.total_timeout + 1
 
@@ -240,7 +240,7 @@ def test_ipv6_literal_host_header_keeps_its_brackets():
     server = Server(("::1", 0), Handler)
     threading.Thread(target=server.handle_request, daemon=True).start()
     try:
-        response = fetch(f"http://[::1]:{server.server_address[1]}/", allow_private=True, limits=FAST)
+        response = fetch(f"http://[::1]:{server.server_address[1]}/", allow_loopback=True, limits=FAST)
     finally:
         server.server_close()
     assert response.body == b"ok" and seen == [f"[::1]:{server.server_address[1]}"]
@@ -249,7 +249,7 @@ def test_ipv6_literal_host_header_keeps_its_brackets():
 def test_connection_reset_is_a_connection_error(site):
     site.route("/reset", reset=True)
     with pytest.raises(FetchError) as reset:
-        fetch(site.url("/reset"), allow_private=True, limits=FAST)
+        fetch(site.url("/reset"), allow_loopback=True, limits=FAST)
     assert reset.value.kind == "connection"
 
 

@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
 
 # Room for a 5 MB page; the deadline short, as in the fault matrix.
-ROOMY = Options(allow_private=True, limits=Limits(connect_timeout=1, read_timeout=1, total_timeout=3,
+ROOMY = Options(allow_loopback=True, limits=Limits(connect_timeout=1, read_timeout=1, total_timeout=3,
                                                   max_bytes=6_000_000, max_redirects=3))
 ARTICLE = ("Huawei's Ascend 910C accelerator is made by SMIC and is used for inference in its cloud.",
            "Buyers say the chip now competes with the parts they can no longer import.")
@@ -145,7 +145,7 @@ _WORKER = textwrap.dedent("""
     from chalicelib.store import open_store
 
     # a worker with a long deadline, killed before it ends: as a Lambda at its timeout
-    options = Options(allow_private=True, limits=Limits(total_timeout=600, read_timeout=600))
+    options = Options(allow_loopback=True, limits=Limits(total_timeout=600, read_timeout=600))
     run_feed_job(sys.argv[2], open_store(sys.argv[1]), options)
 """)
 

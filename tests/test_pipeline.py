@@ -15,7 +15,7 @@ from chalicelib.settings import settings
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
 
-LOCAL = Options(allow_private=True)
+LOCAL = Options(allow_loopback=True)
 
 ARTICLES = {
     "/news/ascend": page(
@@ -159,7 +159,7 @@ def test_cli_ingest_events_and_feeds(site, tmp_path, python):
 
     refused = cli("ingest", "--feeds", str(feed_list), "--db", db)
     assert "blocked" in refused.stderr and "2 failed" in refused.stdout  # loopback needs the opt-in
-    done = cli("ingest", "--feeds", str(feed_list), "--db", db, "--allow-private-hosts")
+    done = cli("ingest", "--feeds", str(feed_list), "--db", db, "--allow-loopback")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("feeds: 0 ok")  # both still backing off
     events = cli("events", "--db", db)
@@ -167,7 +167,7 @@ def test_cli_ingest_events_and_feeds(site, tmp_path, python):
     states = [json.loads(line) for line in cli("feeds", "--db", db).stdout.splitlines()]
     assert all(s["failures"] == 1 and "blocked" in s["last_status"] for s in states)
     fresh = f"sqlite:///{tmp_path}/fresh.db"
-    done = cli("ingest", "--feeds", str(feed_list), "--db", fresh, "--allow-private-hosts")
+    done = cli("ingest", "--feeds", str(feed_list), "--db", fresh, "--allow-loopback")
     assert "[1/2]" in done.stderr and "feeds: 2 ok" in done.stdout and "events: 3 new" in done.stdout
     lines = cli("events", "--db", fresh, "--family", "kunlun", "--model", "p800").stdout.splitlines()
     assert [json.loads(line)["model"] for line in lines] == ["P800"]

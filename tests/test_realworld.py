@@ -70,7 +70,7 @@ def test_every_feed_fixture_is_read_or_refused_cleanly(realworld: Path):
 
         def read(url: str) -> tuple[str, str, object]:
             try:
-                fetched = fetch_feed(FeedState(url=url), allow_private=True)
+                fetched = fetch_feed(FeedState(url=url), allow_loopback=True)
             except FeedError as exc:
                 return url, "FeedError", str(exc)
             except FetchError as exc:
@@ -137,7 +137,7 @@ def test_non_feeds_from_the_page_corpus_give_no_entries(realworld: Path):
             headers = {"Content-Type": content_type} | ({"Content-Encoding": encoding} if encoding else {})
             url = site.route(f"/{name}", body=(resources / name).read_bytes(), headers=headers)
             try:
-                outcomes[name] = len(fetch_feed(FeedState(url=url), allow_private=True).entries)
+                outcomes[name] = len(fetch_feed(FeedState(url=url), allow_loopback=True).entries)
             except FeedError as exc:
                 outcomes[name] = f"FeedError: {exc}"
     print(f"\n{outcomes}")
@@ -186,7 +186,7 @@ def test_every_page_goes_through_the_pipeline(realworld: Path, tmp_path):
             items = [(html.escape(name), html.escape(links[name])) for name in names[n:n + 20]]
             feeds.append(site.route(f"/feed{n // 20}.xml", body=rss(items, title=f"Pages {n}"),
                                     headers={"Content-Type": "application/rss+xml"}))
-        summary = run_cycle(feeds, store, Options(allow_private=True), workers=8)
+        summary = run_cycle(feeds, store, Options(allow_loopback=True), workers=8)
     elapsed = time.monotonic() - started
 
     statuses: Counter = Counter()
