@@ -1,7 +1,7 @@
 """HTTP fetching with limits and an address guard, and page → article text with trafilatura.
 
-Every fetch has a connect and read timeout, a deadline over the whole of it (connect, TLS,
-headers, body), a body size limit (counted after decompression, so a gzip bomb stops at the
+Every fetch has a connect and read timeout, a deadline over the whole of it (name lookup,
+connect, TLS, headers, body), a body size limit (counted after decompression, so a gzip bomb stops at the
 limit) and a redirect limit. The address guard resolves the host itself, refuses private,
 loopback, link-local (169.254.169.254 included), multicast and reserved addresses, and IPv6
 forms that carry one of those (NAT64, 6to4, Teredo, mapped), and then connects to the very
@@ -192,7 +192,7 @@ def _request(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError("invalid_url", f"bad port in {url!r}") from None
-    address = _vetted_address(parts.hostname, port, allow_loopback)
+    address = _vetted_address(parts.hostname, port, allow_loopback, deadline)
     https = parts.scheme == "https"
     pool_class = urllib3.HTTPSConnectionPool if https else urllib3.HTTPConnectionPool
     tls = (
@@ -224,19 +224,36 @@ def _request(
     return response.status, {k.lower(): v for k, v in response.headers.items()}, response
 
 
-def _vetted_address(host: str, port: int, allow_loopback: bool) -> str:
+def _vetted_address(host: str, port: int, allow_loopback: bool, deadline: _Deadline) -> str:
     """Resolve `host` and return an address it may connect to; refuse the whole host if any
     of its addresses is internal (an attacker may control which one we would get)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError("connection", f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(info[4][0] for info in _resolve(host, port, deadline)))
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not _allowed(ip, allow_loopback):
             raise FetchError("blocked", f"{host} resolves to {ip}, a non-public address; refused")
     return addresses[0]
+
+
+def _resolve(host: str, port: int, deadline: _Deadline) -> list[tuple]:
+    """getaddrinfo within the deadline. It cannot be interrupted, so it runs in a thread of its
+    own, which a slow resolver may keep a while after the fetch has given up on it."""
+    answer: list = []
+
+    def resolve() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:  # gaierror is an OSError
+            answer.append(exc)
+
+    resolver = threading.Thread(target=resolve, daemon=True, name=f"resolve {host[:40]}")
+    resolver.start()
+    resolver.join(deadline.remaining())
+    if not answer:
+        raise FetchError("timeout", f"cannot resolve {host} within {deadline.seconds:g} s")
+    if isinstance(answer[0], Exception):
+        raise FetchError("connection", f"cannot resolve {host}: {answer[0]}")
+    return answer[0]
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -279,8 +279,8 @@ def test_redirect_to_loopback_is_refused_without_opt_in(tmp_path, monkeypatch):
     redirects a feed and an article to 127.0.0.1: the hop is refused without allow_loopback."""
     vetted = fetch_module._vetted_address
 
-    def fake_public(host: str, port: int, allow_loopback: bool) -> str:
-        return "127.0.0.1" if host == "news.test" else vetted(host, port, allow_loopback)
+    def fake_public(host: str, port: int, allow_loopback: bool, deadline) -> str:
+        return "127.0.0.1" if host == "news.test" else vetted(host, port, allow_loopback, deadline)
 
     monkeypatch.setattr(fetch_module, "_vetted_address", fake_public)
     store = open_store(f"sqlite:///{tmp_path}/x.db")

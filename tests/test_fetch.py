@@ -246,6 +246,19 @@ def test_ipv6_literal_host_header_keeps_its_brackets():
     assert response.body == b"ok" and seen == [f"[::1]:{server.server_address[1]}"]
 
 
+def test_a_slow_name_lookup_hits_the_total_deadline(monkeypatch):
+    def slow_resolver(*args, **kwargs):
+        time.sleep(10)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as slow:
+        fetch("http://slow-dns.test/", limits=FAST)
+    assert (slow.value.kind, str(slow.value)) == ("timeout", "cannot resolve slow-dns.test within 2 s")
+    assert time.monotonic() - started < FAST.total_timeout + 1
+
+
 def test_connection_reset_is_a_connection_error(site):
     site.route("/reset", reset=True)
     with pytest.raises(FetchError) as reset:
