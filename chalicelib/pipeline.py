@@ -5,7 +5,8 @@ A feed job: conditional GET of the feed â†’ new entries (canonical URL, GUID) â†
 events, first sightings, then the article, then the feed state. The order makes re-running
 safe: events and sightings are conditional writes, and the article and the feed's ETag are
 recorded only after what depends on them, so a crash part-way loses nothing and a re-run
-duplicates nothing.
+duplicates nothing. Each page's attempt is recorded before it is fetched, so a page that
+stalls or kills its worker is skipped by the next run until its retry time.
 """
 
 from __future__ import annotations
