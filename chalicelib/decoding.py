@@ -24,6 +24,10 @@ DETECT_BYTES = 200_000
 # narrower Python codecs.
 _WIDER = {"gbk": "gb18030", "shift_jis": "cp932", "euc-kr": "cp949"}
 
+# The Standard maps these labels to its "replacement" encoding (they hid script from filters);
+# webencodings still decodes them with Python's stateful ISO-2022 and HZ codecs.
+_REPLACEMENT = {"csiso2022kr", "hz-gb-2312", "iso-2022-cn", "iso-2022-cn-ext", "iso-2022-kr", "replacement"}
+
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -41,8 +45,8 @@ class Decoded:
 def web_codec(label: str) -> str | None:
     """The Python codec for a WHATWG encoding label; None for a label the web does not know."""
     encoding = webencodings.lookup(label)
-    if encoding is None or encoding.name in ("replacement", "x-user-defined"):
-        return None  # both exist to make a page unreadable on purpose or read bytes as bytes
+    if encoding is None or encoding.name == "x-user-defined" or label.strip().lower() in _REPLACEMENT:
+        return None  # x-user-defined reads bytes as bytes: no page's text
     return _WIDER.get(encoding.name, encoding.codec_info.name)
 
 
