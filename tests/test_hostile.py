@@ -214,3 +214,46 @@ def test_a_poison_page_that_kills_its_worker_does_not_block_the_feed(site, store
     assert retried.failed_articles == 1
     again = store.get_article(poison)
     assert again.attempts == 2 and again.error == "timeout: body stalled for over 1 s"
+
+
+def test_a_feed_of_many_slow_pages_is_read_over_several_runs(site, store):
+    """Each page takes 0.8 s; with a 1 s job budget a run reads one or two and stops, leaving the
+    feed's ETag unstored, and the next runs go on where it stopped, each page read once."""
+    paths = [f"/slow{n}" for n in range(5)]
+    for n, path in enumerate(paths):
+        body = page(f"Kunlun P{800 + n}", f"Baidu said the Kunlun P{800 + n} runs inference, in report {n}.")
+        site.route(path, handler=_slow_page(body, seconds=0.8))
+    site.route("/feed.xml", handler=_etag_feed(rss([(f"Kunlun {n}", site.url(p)) for n, p in enumerate(paths)])))
+    feed, options = site.url("/feed.xml"), Options(allow_loopback=True, limits=ROOMY.limits, job_seconds=1.0)
+
+    runs = []
+    while len(runs) < 10 and not (runs and runs[-1].error is None):
+        runs.append(run_feed_job(feed, store, options))
+    assert sum(r.new_articles for r in runs) == 5 and 2 <= len(runs) <= 5  # [2, 2, 1] on this machine
+    assert re.fullmatch(r"stopped after [12] of 5 entries, at the job's 1 s budget; the rest next run", runs[0].error)
+    assert all(r.status == "ok" and r.new_articles for r in runs)
+    assert store.get_feed(feed).etag == '"v1"' and runs[-1].error is None  # stored once all were read
+    assert all(site.hits[path] == 1 for path in paths)
+
+
+def _slow_page(body: bytes, seconds: float):
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        time.sleep(seconds)
+        request.wfile.write(body)
+    return handler
+
+
+def test_the_job_budget_leaves_room_for_one_page_within_the_worker_timeout():
+    import json
+
+    from chalicelib.fetch import DEFAULT_LIMITS
+    from chalicelib.pipeline import JOB_SECONDS
+
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    for stage in config["stages"].values():
+        timeout = stage["lambda_functions"]["run_feed_jobs"]["lambda_timeout"]
+        assert JOB_SECONDS + DEFAULT_LIMITS.total_timeout + 30 <= timeout
