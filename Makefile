@@ -32,6 +32,7 @@ bench: setup
 	$(PY) bench/api.py
 	$(PY) bench/plan.py
 	$(PY) bench/cost.py
+	$(PY) bench/hostile.py
 
 # The deployable stage: build/STAGE/sam.json (Chalice's template merged with deploy/template.py's
 # resources) and build/STAGE/deployment.zip, checked by cfn-lint. No AWS account needed.

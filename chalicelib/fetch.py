@@ -221,6 +221,9 @@ def _request(
         if isinstance(exc, urllib3.exceptions.TimeoutError):
             raise FetchError("timeout", f"no answer from {parts.hostname} in time") from None
         raise FetchError("connection", f"cannot connect to {parts.hostname}: {_reason(exc)}") from None
+    if deadline.expired:  # the shut socket read as the end of the headers: http.client took what came
+        response.release_conn()
+        raise FetchError("timeout", f"no answer from {parts.hostname} within {deadline.seconds:g} s")
     return response.status, {k.lower(): v for k, v in response.headers.items()}, response
 
 
