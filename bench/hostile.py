@@ -58,6 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import proc_status, reset_peak_rss  # noqa: E402
 from chalicelib.catalog import load_catalog  # noqa: E402
 from chalicelib.decoding import decode_page  # noqa: E402
 from chalicelib.extract import extract, warm_up  # noqa: E402
@@ -467,21 +468,6 @@ def timed(run: Run) -> tuple[float, object]:
     except Exception as exc:  # a refusal (FetchError) is an outcome like any other
         result = exc
     return time.perf_counter() - start, result
-
-
-def proc_status(name: str) -> int:
-    """A /proc/self/status value in KiB (VmRSS, VmHWM)."""
-    with open("/proc/self/status") as status:
-        return int(next(line.split()[1] for line in status if line.startswith(f"{name}:")))
-
-
-def reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def child(key: str) -> None:

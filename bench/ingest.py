@@ -8,7 +8,7 @@ It measures, in one run:
   by `tests.localsite.LocalSite` on 127.0.0.1 inside generated RSS feeds (`--per-feed` items a feed);
 - the pipeline: `run_cycle(feeds, store, Options(allow_loopback=True), workers=W)` on a fresh SQLite store
   in a temp folder, pages/s = pages handled (new + duplicate + skipped + failed) / seconds;
-- the floor on the same pages with the same thread count: `fetch()` + `page_text(decode_html())` alone;
+- the floor on the same pages with the same thread count: `fetch()` + `read_page()` alone;
 - the ratio median pipeline time / median floor time (target <= 1.3), and the ratio of each pass pair;
 - peak RSS during the pipeline and the floor passes (VmHWM, reset before each pass), the peak RSS of the
   whole run, and the peak Python heap of one extra, untimed pipeline pass (tracemalloc);
@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.fetch import decode_html, fetch, page_text  # noqa: E402
+from chalicelib.fetch import fetch, read_page  # noqa: E402
 from chalicelib.models import ArticleRef, Evidence, Sighting, StoredEvent  # noqa: E402
 from chalicelib.pipeline import CycleSummary, Options, run_cycle, run_feed_job  # noqa: E402
 from chalicelib.store import EventStore, event_id, open_store  # noqa: E402
@@ -142,9 +142,9 @@ def pipeline_pass(site: Site, workers: int, tmp: Path) -> tuple[float, CycleSumm
 
 
 def floor_page(url: str) -> bool:
-    """fetch + decode + trafilatura on one page, as process_page does them; True if it gave text."""
+    """fetch + decode + markup budget + trafilatura on one page, as process_page does them; True if it gave text."""
     response = fetch(url, allow_loopback=True, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
-    return page_text(decode_html(response.body, response.headers), response.url) is not None
+    return read_page(response).text is not None
 
 
 def floor_pass(site: Site, workers: int) -> tuple[float, int]:
@@ -189,12 +189,13 @@ def profile_pipeline(site: Site, tmp: Path, top: int) -> str:
 _STAGES = [  # (label, file suffix, function names, only calls made from this caller or None)
     ("trafilatura: page_text", "chalicelib/fetch.py", {"page_text"}, None),
     ("fetch (feeds and pages) + check_html", "chalicelib/fetch.py", {"fetch", "check_html"}, None),
-    ("decode_html", "chalicelib/fetch.py", {"decode_html"}, None),
+    ("decode_page (web encodings)", "chalicelib/decoding.py", {"decode_page"}, None),
+    ("markup budget", "chalicelib/fetch.py", {"_within_markup_budget"}, None),
     ("feedparser + canonical URLs", "chalicelib/feeds.py", {"parse_feed"}, None),
     ("normalise + detect_language (process_page)", "chalicelib/text.py", {"normalise", "detect_language"},
      "process_page"),
     ("simhash (trafilatura Simhash)", "chalicelib/pipeline.py", {"simhash"}, None),
-    ("extract (chip events)", "chalicelib/extract.py", {"extract"}, None),
+    ("extract (chip events)", "chalicelib/extract/__init__.py", {"extract"}, None),
     ("store (every SQLiteStore method)", "chalicelib/store/sqlite.py", {
         "get_feed", "put_feed", "get_article", "put_article", "claim_guid", "find_near_duplicate",
         "put_events", "claim_sighting", "articles_to_retry"}, None),
