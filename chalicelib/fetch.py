@@ -397,6 +397,8 @@ def check_html(response: Response) -> None:
 
 
 def _within_markup_budget(html: str) -> tuple[HtmlElement | None, str | None]:
+    """The page parsed (as trafilatura parses it, so it need not parse it again), within
+    MAX_ELEMENTS, and a note if inline tags had to be unwrapped; too_large if still over."""
     from lxml.etree import strip_tags
     from lxml.html import tostring
     from trafilatura.utils import load_html
