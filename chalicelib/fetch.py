@@ -168,18 +168,22 @@ class _Deadline:
 _current = threading.local()  # the deadline of the fetch running on this thread
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+class _Watched:
+    """A urllib3 connection whose new socket the running fetch's deadline watches: the plain TCP
+    socket, before any TLS handshake, which a server may drip too."""
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         _current.deadline.watch(sock)
         return sock
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _current.deadline.watch(sock)  # before the TLS handshake, which a server may drip too
-        return sock
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
 
 
 def _request(

@@ -200,8 +200,8 @@ def process_page(
     from chalicelib.extract import extract, extractor_version
     from chalicelib.text import detect_language, truncate, with_title
 
-    store.put_article(_as_failure(_article(entry, now, attempts), _INTERRUPTED, now))
     article = _article(entry, now, attempts)
+    store.put_article(_as_failure(article, _INTERRUPTED, now))  # a copy: `article` stays as it is
     try:
         response = fetch(entry.link, allow_loopback=options.allow_loopback, limits=options.limits,
                          headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
