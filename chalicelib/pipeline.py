@@ -111,6 +111,7 @@ def now_utc() -> datetime:
 # A feed job -----------------------------------------------------------------------------------
 
 def run_feed_job(url: str, store: EventStore, options: Options = Options(), now: datetime | None = None) -> JobResult:
+    started = time.monotonic()  # the job's budget counts the feed's own fetch and parse too
     now = now or now_utc()
     state = store.get_feed(url) or FeedState(url=url)
     if not is_due(state, now):
@@ -123,7 +124,6 @@ def run_feed_job(url: str, store: EventStore, options: Options = Options(), now:
         log.warning("feed failed (%d in a row): %s: %s", failed.failures, url, failed.last_status)
         return JobResult(url, "parked" if failed.parked else "failed", error=failed.last_status)
     result = JobResult(url, fetched.status)
-    started = time.monotonic()
     for done, entry in enumerate(fetched.entries):
         if time.monotonic() - started > options.job_seconds:
             # the feed state (its ETag) is left as it was: the next run lists the entries again,
