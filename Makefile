@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: setup test lint demo score bench package deploy clean
+.PHONY: setup test test-fast lint demo score bench package deploy clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest
+
+# The unit tier only (pure tests, under a minute); `make test` runs every tier.
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m unit -q
 
 demo: setup
 	$(PY) -m chalicelib demo --serve

@@ -13,7 +13,7 @@ It measures, in one run:
   (default 5,000; the same articles) into DynamoDB on a `moto_server` this script starts on a free loopback
   port and stops at the end (BatchWriteItem of the adapter's own items, `_event_item` and the stats item,
   25 a call from `--seed-threads` threads; the META months item through `_record_months`);
-- the typical queries, each through the API function (`api.list_events(params, headers)` …: validation,
+- the typical queries, each through the API function (`views.list_events(store, params, headers)` …: validation,
   the store call, JSON serialisation) and as the bare store call (`store.query_events(query, cursor)` …),
   alternating, in the same run: p50 / p95 (nearest rank) of up to `--repeat` repetitions (default 50; fewer
   once a query's pairs have taken `--budget` s, `--dynamodb-budget` on moto_server, but at least
@@ -66,9 +66,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import api  # noqa: E402
+from chalicelib.api import views  # noqa: E402
+from chalicelib.api.formats import ApiResponse  # noqa: E402
 from chalicelib.catalog import load_catalog  # noqa: E402
 from chalicelib.dependence import months_back, next_period, period_start  # noqa: E402
+from chalicelib.keys import chip_key, event_id  # noqa: E402
 from chalicelib.models import (  # noqa: E402
     ArticleRef,
     ArticleStats,
@@ -78,7 +80,8 @@ from chalicelib.models import (  # noqa: E402
     Sighting,
     StoredEvent,
 )
-from chalicelib.store import EventStore, chip_key, event_id, open_store, url_key  # noqa: E402
+from chalicelib.store import EventStore, open_store  # noqa: E402
+from chalicelib.store.common import url_key  # noqa: E402
 from tests.motoserver import MotoServer  # noqa: E402
 
 # The seeded world ----------------------------------------------------------------------------------
@@ -251,7 +254,7 @@ class ReadCounter:
 @dataclass
 class Case:
     name: str
-    api_call: Callable[[], api.ApiResponse]
+    api_call: Callable[[], ApiResponse]
     store_call: Callable[[], object]
     on_moto: bool = True  # False: SQLite only (its reads on DynamoDB are computed instead: full_walk)
 
@@ -270,9 +273,9 @@ def chips_store_calls(store: EventStore) -> int:
     reported = set(load_catalog().reported_family_ids)  # as /chips: "unnamed" chips too
     read = 0
     for sighting in store.list_sightings("seen"):
-        _, company, family, model = sighting.key.split("|", 3)
-        if family in reported:
-            read += len(store.chip_claims(company, family, model or None, api.CLAIMS_READ_PER_CHIP))
+        seen = sighting.key
+        if seen.family in reported:
+            read += len(store.chip_claims(seen.company, seen.family, seen.model, views.CLAIMS_READ_PER_CHIP))
     return read
 
 
@@ -294,12 +297,11 @@ class Setup:
 
 def prepare(store: EventStore, world: World, counter: ReadCounter | None) -> Setup:
     """Follow the cursor of /events 20 pages through the API, as a client would; pick a week 90 days back."""
-    api.set_store(store)
     before = counter.snapshot() if counter else (0, 0)
     start = time.perf_counter()
     cursor = None
     for _ in range(20):
-        cursor = json.loads(api.list_events({"cursor": [cursor]} if cursor else {}, {}).body)["next_cursor"]
+        cursor = json.loads(views.list_events(store, {"cursor": [cursor]} if cursor else {}, {}).body)["next_cursor"]
         if cursor is None:
             raise RuntimeError(f"fewer than 21 pages of 50 in {len(world.events)} events: use more --events")
     walk_s = time.perf_counter() - start
@@ -320,14 +322,14 @@ def make_cases(store: EventStore, world: World, setup: Setup) -> list[Case]:
     def events_case(name: str, params: dict[str, str], cursor: str | None = None) -> Case:
         query = EventQuery(**params)
         api_params = {k: [v] for k, v in params.items()} | ({"cursor": [cursor]} if cursor else {})
-        return Case(name, lambda: api.list_events(api_params, {}), lambda: store.query_events(query, cursor))
+        return Case(name, lambda: views.list_events(store, api_params, {}), lambda: store.query_events(query, cursor))
 
     def get_case() -> Case:
         chosen: list[str] = []
 
-        def through_api() -> api.ApiResponse:
+        def through_api() -> ApiResponse:
             chosen.append(next(picks))
-            return api.get_event(chosen[-1])
+            return views.get_event(store, chosen[-1])
 
         return Case("get_event by id (random ids)", through_api, lambda: store.get_event(chosen[-1]))
 
@@ -342,8 +344,8 @@ def make_cases(store: EventStore, world: World, setup: Setup) -> list[Case]:
         events_case("date range (one week)", {"since": since.strftime(stamp), "until": until.strftime(stamp)}),
         events_case("deep page (21st, by cursor)", {}, setup.deep_cursor),
         get_case(),
-        Case("/chips", lambda: api.list_chips({}), lambda: chips_store_calls(store)),
-        Case("/dependence?by=month (6 mo)", lambda: api.dependence({"by": ["month"]}),
+        Case("/chips", lambda: views.list_chips(store, {}), lambda: chips_store_calls(store)),
+        Case("/dependence?by=month (6 mo)", lambda: views.dependence(store, {"by": ["month"]}),
              lambda: sum(1 for _ in store.article_stats(dep_since, dep_until))),
     ]
 
@@ -379,10 +381,7 @@ def item_bytes(item: dict) -> int:
 def first_answers(store: EventStore, world: World) -> dict[str, str]:
     """Each case's API answer once (for comparing stores)."""
     setup = prepare(store, world, None)
-    try:
-        return {case.name: case.api_call().body for case in make_cases(store, world, setup) if case.on_moto}
-    finally:
-        api.set_store(None)
+    return {case.name: case.api_call().body for case in make_cases(store, world, setup) if case.on_moto}
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -391,8 +390,8 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def checked(case: Case) -> Callable[[], api.ApiResponse]:
-    def call() -> api.ApiResponse:
+def checked(case: Case) -> Callable[[], ApiResponse]:
+    def call() -> ApiResponse:
         answer = case.api_call()
         if answer.status != 200:
             raise RuntimeError(f"{case.name}: API answered {answer.status}: {answer.body[:300]}")
@@ -426,12 +425,15 @@ def measure(case: Case, args: argparse.Namespace, budget: float, counter: ReadCo
     return result
 
 
-def measure_chalice(args: argparse.Namespace, budget: float) -> tuple[list[float], list[float], int]:
-    """/events (latest) through chalice.test.Client next to api.list_events, alternating."""
+def measure_chalice(
+    store: EventStore, args: argparse.Namespace, budget: float
+) -> tuple[list[float], list[float], int]:
+    """/events (latest) through chalice.test.Client next to views.list_events, alternating."""
     from chalice.test import Client
 
     import app as handler
 
+    handler.STORE.use(store)
     routed, direct = [], []
     with Client(handler.app) as client:
         first = client.http.get("/events")
@@ -442,7 +444,7 @@ def measure_chalice(args: argparse.Namespace, budget: float) -> tuple[list[float
             if i >= args.min_repeat and time.perf_counter() - started > budget:
                 break
             routed.append(timed(lambda: client.http.get("/events"))[0])
-            direct.append(timed(lambda: api.list_events({}, {}))[0])
+            direct.append(timed(lambda: views.list_events(store, {}, {}))[0])
     return routed, direct, len(first.body)
 
 
@@ -479,9 +481,11 @@ def run_store(label: str, store: EventStore, world: World, args: argparse.Namesp
             print(f"[{label}] {case.name} …", file=sys.stderr, flush=True)
             results[case.name] = measure(case, args, budget, counter)
         print(f"[{label}] /events through Chalice …", file=sys.stderr, flush=True)
-        chalice = measure_chalice(args, budget)
+        chalice = measure_chalice(store, args, budget)
     finally:
-        api.set_store(None)
+        import app as handler
+
+        handler.STORE.use(None)
     return StoreRun(label, world, took, setup, results, chalice)
 
 
@@ -505,7 +509,7 @@ def print_run(run: StoreRun) -> None:
     print(f"{'latest events, Chalice route':<32}{len(routed):>4}{ms(statistics.median(routed)):>9}"
           f"{ms(p(routed, 0.95)):>8}{ms(statistics.median(direct)):>11}{ms(p(direct, 0.95)):>8}"
           f"{ms(statistics.median(routed) - statistics.median(direct)):>10}{size / 1024:>10.1f}"
-          f"   (API columns: chalice.test.Client GET /events; store columns: api.list_events)")
+          f"   (API columns: chalice.test.Client GET /events; store columns: views.list_events)")
     if NO_MATCH in run.results:
         calls, items, mb = full_walk(world)
         print(f"'{NO_MATCH}' on DynamoDB, computed: {calls} calls reading all {items:,} events, ~{mb:.0f} MB "
@@ -519,7 +523,7 @@ def print_run(run: StoreRun) -> None:
 
 # Cold imports ------------------------------------------------------------------------------------------
 
-_HEAVY = ("trafilatura", "jieba", "fugashi", "feedparser", "lxml", "chalicelib.extract", "chalicelib.pipeline",
+_HEAVY = ("trafilatura", "jieba", "fugashi", "feedparser", "lxml", "chalicelib.extract", "chalicelib.jobs",
           "chalicelib.fetch", "boto3", "botocore", "chalice")
 # Each stage is timed on its own; VmHWM after each (ru_maxrss would start at the parent's peak).
 _PROBE = """
@@ -535,7 +539,7 @@ print(json.dumps([out, [m for m in {heavy!r} if m in sys.modules], len(sys.modul
 """
 API_STAGES = ["import app", "import chalicelib.store.dynamodb"]
 INGEST_STAGES = [
-    "import app\nfrom chalicelib.lambdas import run_feed_jobs\nimport chalicelib.pipeline, chalicelib.extract, "
+    "import app\nfrom chalicelib.lambdas import run_feed_jobs\nimport chalicelib.jobs, chalicelib.extract, "
     "trafilatura, feedparser\nimport chalicelib.store.dynamodb",
     "from chalicelib.extract import warm_up\nwarm_up()",
 ]
@@ -565,7 +569,7 @@ def print_imports(repeat: int) -> None:
           f"peak RSS {api_rss[0] / 1024:.0f} MiB")
     print(f"    + import chalicelib.store.dynamodb (boto3; 1st DynamoDB request) +{api_s[1]:.3f} s   "
           f"peak RSS {api_rss[1] / 1024:.0f} MiB   ({api_count} modules)")
-    print(f"  ingest handler: app + lambdas + pipeline, extract, trafilatura, feedparser, dynamodb "
+    print(f"  ingest handler: app + lambdas + jobs, extract, trafilatura, feedparser, dynamodb "
           f"{ing_s[0]:.3f} s   peak RSS {ing_rss[0] / 1024:.0f} MiB")
     print(f"    + warm_up() (catalog, zh and ja tokenisers)                 +{ing_s[1]:.3f} s   "
           f"peak RSS {ing_rss[1] / 1024:.0f} MiB   ({ing_count} modules)")
@@ -655,7 +659,8 @@ def main() -> None:
           f"{len({e.family for e in world.events})} families of {len({e.company for e in world.events})} companies, "
           f"{len({chip_key(e.company, e.family, e.model) for e in world.events})} chips, "
           f"{len(world.sightings)} first sightings; built in {built:.1f} s")
-    print("API columns: api.list_events(params, headers) etc. (validation + store + JSON); store columns: the bare "
+    print("API columns: views.list_events(store, params, headers) etc. (validation + store + JSON); "
+          "store columns: the bare "
           "store call; overhead = API p50 - store p50; body = API response size; calls / items: DynamoDB GetItem + "
           "Query calls of one store call and the items they returned")
     for run in runs:

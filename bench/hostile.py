@@ -61,10 +61,11 @@ sys.path.insert(0, str(ROOT))
 from bench.ingest import proc_status, reset_peak_rss  # noqa: E402
 from chalicelib.catalog import load_catalog  # noqa: E402
 from chalicelib.decoding import decode_page  # noqa: E402
+from chalicelib.errors import FetchError  # noqa: E402
 from chalicelib.extract import extract, warm_up  # noqa: E402
-from chalicelib.fetch import MAX_ELEMENTS, FetchError, Limits, Response, fetch, page_text, read_page  # noqa: E402
+from chalicelib.fetch import MAX_ELEMENTS, Limits, Response, fetch, page_text, read_page  # noqa: E402
+from chalicelib.ingest import Options, ingest_entry  # noqa: E402
 from chalicelib.models import FeedEntry  # noqa: E402
-from chalicelib.pipeline import Options, ingest_entry  # noqa: E402
 from chalicelib.store import EventStore, open_store  # noqa: E402
 from tests.localsite import LocalSite, page  # noqa: E402
 

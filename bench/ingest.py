@@ -49,9 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.fetch import fetch, read_page  # noqa: E402
+from chalicelib.ingest import Options  # noqa: E402
+from chalicelib.jobs import CycleSummary, run_cycle, run_feed_job  # noqa: E402
+from chalicelib.keys import event_id  # noqa: E402
 from chalicelib.models import ArticleRef, Evidence, Sighting, StoredEvent  # noqa: E402
-from chalicelib.pipeline import CycleSummary, Options, run_cycle, run_feed_job  # noqa: E402
-from chalicelib.store import EventStore, event_id, open_store  # noqa: E402
+from chalicelib.store import EventStore, open_store  # noqa: E402
 from tests.localsite import LocalSite, rss  # noqa: E402
 from tests.motoserver import MotoServer  # noqa: E402
 
@@ -194,7 +196,7 @@ _STAGES = [  # (label, file suffix, function names, only calls made from this ca
     ("feedparser + canonical URLs", "chalicelib/feeds.py", {"parse_feed"}, None),
     ("normalise + detect_language (process_page)", "chalicelib/text.py", {"normalise", "detect_language"},
      "process_page"),
-    ("simhash (trafilatura Simhash)", "chalicelib/pipeline.py", {"simhash"}, None),
+    ("simhash (trafilatura Simhash)", "chalicelib/duplicates.py", {"simhash"}, None),
     ("extract (chip events)", "chalicelib/extract/__init__.py", {"extract"}, None),
     ("store (every SQLiteStore method)", "chalicelib/store/sqlite.py", {
         "get_feed", "put_feed", "get_article", "put_article", "claim_guid", "find_near_duplicate",
@@ -239,7 +241,7 @@ def writes_per_s(store: EventStore, kind: str, count: int, threads: int, batch: 
         calls = [events[i:i + batch] for i in range(0, count, batch)]
         call = store.put_events
     else:
-        calls = [Sighting(key=f"chip|bench|{tag}|{e.model}|{n}", event_id=e.id, first_seen=e.first_seen)
+        calls = [Sighting(key=f"fab|bench|{tag}|{e.model}|{n}", event_id=e.id, first_seen=e.first_seen)
                  for n, e in enumerate(events)]
         call = store.claim_sighting
     shares = [calls[i::threads] for i in range(threads)]

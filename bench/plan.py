@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.feeds import is_due  # noqa: E402
+from chalicelib.jobs import RETRY_JOB, plan_jobs  # noqa: E402
 from chalicelib.models import FeedState  # noqa: E402
-from chalicelib.pipeline import RETRY_JOB, plan_jobs  # noqa: E402
 from chalicelib.store import EventStore, open_store  # noqa: E402
 from tests.motoserver import MotoServer  # noqa: E402
 

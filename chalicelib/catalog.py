@@ -13,11 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chalicelib.errors import CatalogError
+
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
-
-
-class CatalogError(ValueError):
-    """The catalog file is missing, is not TOML, or an entry is invalid."""
 
 
 class _Entry(BaseModel):

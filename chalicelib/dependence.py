@@ -69,11 +69,15 @@ def period_start(day: date, by: str) -> date:
     return day - timedelta(days=day.weekday()) if by == "week" else day.replace(day=1)
 
 
-def next_period(start: date, by: str) -> date:
+def next_period(day: date, by: str) -> date:
+    """The start of the period after the one `day` is in."""
+    start = period_start(day, by)
     return start + timedelta(weeks=1) if by == "week" else (start + timedelta(days=32)).replace(day=1)
 
 
-def months_back(start: date, months: int) -> date:
+def months_back(day: date, months: int) -> date:
+    """The first day of the month `months` before the one `day` is in."""
+    start = period_start(day, "month")
     for _ in range(months):
         start = (start - timedelta(days=1)).replace(day=1)
     return start

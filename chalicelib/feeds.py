@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from chalicelib.fetch import DEFAULT_LIMITS, FetchError, Limits, describe_error, fetch
-from chalicelib.models import FeedEntry, FeedState
+from chalicelib.backoff import backoff
+from chalicelib.errors import FeedError, FetchError, describe_error
+from chalicelib.fetch import DEFAULT_LIMITS, Limits, fetch
+from chalicelib.models import FeedEntry, FeedState, JobStatus
 
 BUNDLED_FEEDS = Path(__file__).with_name("feeds.txt")
 
@@ -21,10 +23,6 @@ BACKOFF_BASE = timedelta(minutes=15)
 BACKOFF_MAX = timedelta(hours=12)
 PARK_AFTER = 6
 PARKED_RETRY = timedelta(hours=24)
-
-
-class FeedError(Exception):
-    """A feed that answered but could not be read as a feed."""
 
 
 def load_feed_list(path: str | Path = BUNDLED_FEEDS) -> list[str]:
@@ -57,7 +55,7 @@ def canonical_url(url: str) -> str:
 
 @dataclass
 class FeedFetch:
-    status: str  # "ok" or "not modified"
+    status: JobStatus  # OK or NOT_MODIFIED
     entries: list[FeedEntry]
     etag: str | None = None
     last_modified: str | None = None
@@ -72,9 +70,9 @@ def fetch_feed(state: FeedState, *, allow_loopback: bool = False, limits: Limits
         headers["If-Modified-Since"] = state.last_modified
     response = fetch(state.url, allow_loopback=allow_loopback, limits=limits, headers=headers)
     if response.status == 304:
-        return FeedFetch("not modified", [], state.etag, state.last_modified)
+        return FeedFetch(JobStatus.NOT_MODIFIED, [], state.etag, state.last_modified)
     entries = parse_feed(response.body, response.headers, response.url)
-    return FeedFetch("ok", entries, response.headers.get("etag"), response.headers.get("last-modified"))
+    return FeedFetch(JobStatus.OK, entries, response.headers.get("etag"), response.headers.get("last-modified"))
 
 
 def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[FeedEntry]:
@@ -131,16 +129,15 @@ def is_due(state: FeedState, now: datetime) -> bool:
 def after_success(state: FeedState, result: FeedFetch, now: datetime) -> FeedState:
     return state.model_copy(update={
         "etag": result.etag, "last_modified": result.last_modified, "last_attempt": now,
-        "last_success": now, "last_status": result.status, "failures": 0, "next_attempt": None, "parked": False,
+        "last_success": now, "last_status": str(result.status), "failures": 0, "next_attempt": None, "parked": False,
     })
 
 
 def after_failure(state: FeedState, error: Exception, now: datetime) -> FeedState:
     """Count the failure and push the next attempt back (exponential backoff, Retry-After)."""
     failures = state.failures + 1
-    wait = min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
-    if isinstance(error, FetchError) and error.retry_after:
-        wait = max(wait, timedelta(seconds=min(error.retry_after, BACKOFF_MAX.total_seconds())))
+    retry_after = error.retry_after if isinstance(error, FetchError) else None
+    wait = backoff(failures, BACKOFF_BASE, BACKOFF_MAX, retry_after)
     parked = failures >= PARK_AFTER
     return state.model_copy(update={
         "last_attempt": now, "last_status": describe_error(error), "failures": failures,

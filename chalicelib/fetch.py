@@ -19,7 +19,6 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
@@ -28,6 +27,18 @@ import urllib3
 import urllib3.connection
 
 from chalicelib import __version__
+from chalicelib.backoff import parse_retry_after
+from chalicelib.errors import (
+    Blocked,
+    ConnectionFailed,
+    HTTPError,
+    InvalidURL,
+    NotHTML,
+    Timeout,
+    TooLarge,
+    TooManyRedirects,
+    http_error,
+)
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
@@ -45,29 +56,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-
-
-class FetchError(Exception):
-    """A fetch that did not give a usable response. `kind` is one of: invalid_url, blocked,
-    timeout, too_large, redirects, connection, http, not_html (and, for a page the pipeline
-    itself failed on, internal; interrupted while its worker stopped)."""
-
-    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.status = status
-        self.retry_after = retry_after  # seconds, from a 429 or 503's Retry-After
-
-    @property
-    def permanent(self) -> bool:
-        """Not worth retrying: the same request will fail the same way."""
-        return self.kind in ("invalid_url", "blocked", "not_html", "too_large") or self.status in (404, 410)
-
-
-def describe_error(error: Exception) -> str:
-    """One readable line for a stored error: "timeout: no answer from example.com in time"."""
-    kind = error.kind if isinstance(error, FetchError) else type(error).__name__
-    return f"{kind}: {error}"[:500]
 
 
 @dataclass
@@ -93,9 +81,9 @@ def fetch(
     with _Deadline(limits.total_timeout) as deadline:
         while True:
             if url in visited:
-                raise FetchError("redirects", f"redirect loop back to {url}")
+                raise TooManyRedirects(f"redirect loop back to {url}")
             if len(visited) > limits.max_redirects:
-                raise FetchError("redirects", f"more than {limits.max_redirects} redirects")
+                raise TooManyRedirects(f"more than {limits.max_redirects} redirects")
             visited.append(url)
             status, response_headers, connection = _request(url, allow_loopback, limits, deadline, headers or {})
             if status in (301, 302, 303, 307, 308) and response_headers.get("location"):
@@ -104,8 +92,8 @@ def fetch(
                 continue
             try:
                 if status >= 400:
-                    retry_after = _retry_after(response_headers.get("retry-after")) if status in (429, 503) else None
-                    raise FetchError("http", f"HTTP {status}", status=status, retry_after=retry_after)
+                    asked = response_headers.get("retry-after") if status in (429, 503) else None
+                    raise http_error(status, parse_retry_after(asked))
                 body = b"" if status == 304 else _read_body(connection, response_headers, limits, deadline)
             finally:
                 connection.release_conn()
@@ -191,11 +179,11 @@ def _request(
 ) -> tuple[int, dict[str, str], urllib3.BaseHTTPResponse]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError("invalid_url", f"not an http(s) URL: {url!r}")
+        raise InvalidURL(f"not an http(s) URL: {url!r}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise FetchError("invalid_url", f"bad port in {url!r}") from None
+        raise InvalidURL(f"bad port in {url!r}") from None
     address = _vetted_address(parts.hostname, port, allow_loopback, deadline)
     https = parts.scheme == "https"
     pool_class = urllib3.HTTPSConnectionPool if https else urllib3.HTTPConnectionPool
@@ -221,13 +209,13 @@ def _request(
         )
     except urllib3.exceptions.HTTPError as exc:
         if deadline.expired:
-            raise FetchError("timeout", f"no answer from {parts.hostname} within {deadline.seconds:g} s") from None
+            raise Timeout(f"no answer from {parts.hostname} within {deadline.seconds:g} s") from None
         if isinstance(exc, urllib3.exceptions.TimeoutError):
-            raise FetchError("timeout", f"no answer from {parts.hostname} in time") from None
-        raise FetchError("connection", f"cannot connect to {parts.hostname}: {_reason(exc)}") from None
+            raise Timeout(f"no answer from {parts.hostname} in time") from None
+        raise ConnectionFailed(f"cannot connect to {parts.hostname}: {_reason(exc)}") from None
     if deadline.expired:  # the shut socket read as the end of the headers: http.client took what came
         response.release_conn()
-        raise FetchError("timeout", f"no answer from {parts.hostname} within {deadline.seconds:g} s")
+        raise Timeout(f"no answer from {parts.hostname} within {deadline.seconds:g} s")
     return response.status, {k.lower(): v for k, v in response.headers.items()}, response
 
 
@@ -238,7 +226,7 @@ def _vetted_address(host: str, port: int, allow_loopback: bool, deadline: _Deadl
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not _allowed(ip, allow_loopback):
-            raise FetchError("blocked", f"{host} resolves to {ip}, a non-public address; refused")
+            raise Blocked(f"{host} resolves to {ip}, a non-public address; refused")
     return addresses[0]
 
 
@@ -257,9 +245,9 @@ def _resolve(host: str, port: int, deadline: _Deadline) -> list[tuple]:
     resolver.start()
     resolver.join(deadline.remaining())
     if not answer:
-        raise FetchError("timeout", f"cannot resolve {host} within {deadline.seconds:g} s")
+        raise Timeout(f"cannot resolve {host} within {deadline.seconds:g} s")
     if isinstance(answer[0], Exception):
-        raise FetchError("connection", f"cannot resolve {host}: {answer[0]}")
+        raise ConnectionFailed(f"cannot resolve {host}: {answer[0]}")
     return answer[0]
 
 
@@ -311,13 +299,13 @@ def _read_body(
 ) -> bytes:
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes and "content-encoding" not in headers:
-        raise FetchError("too_large", f"body of {int(declared):,} bytes is over the {limits.max_bytes:,} limit")
+        raise TooLarge(f"body of {int(declared):,} bytes is over the {limits.max_bytes:,} limit")
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
-        raise FetchError("http", f"unsupported content encoding {encoding!r}")
+        raise HTTPError(f"unsupported content encoding {encoding!r}")
     decoder = None if encoding == "identity" else zlib.decompressobj(wbits=47 if "gzip" in encoding else 15)
     chunks, size = [], 0
-    too_late = FetchError("timeout", f"body not complete within {deadline.seconds:g} s")
+    too_late = Timeout(f"body not complete within {deadline.seconds:g} s")
     try:
         while True:
             raw = response.read1(65536)
@@ -328,31 +316,18 @@ def _read_body(
             data = decoder.decompress(raw, limits.max_bytes - size + 1) if decoder else raw
             size += len(data)
             if size > limits.max_bytes or (decoder and decoder.unconsumed_tail):
-                raise FetchError("too_large", f"body over the {limits.max_bytes:,} byte limit")
+                raise TooLarge(f"body over the {limits.max_bytes:,} byte limit")
             chunks.append(data)
     except urllib3.exceptions.TimeoutError:
-        raise too_late if deadline.expired else FetchError(
-            "timeout", f"body stalled for over {limits.read_timeout:g} s") from None
+        raise too_late if deadline.expired else Timeout(
+            f"body stalled for over {limits.read_timeout:g} s") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if deadline.expired:
             raise too_late from None
-        raise FetchError("connection", f"connection broken while reading: {_reason(exc)}") from None
+        raise ConnectionFailed(f"connection broken while reading: {_reason(exc)}") from None
     except zlib.error as exc:
-        raise FetchError("http", f"corrupt {encoding} body: {exc}") from None
+        raise HTTPError(f"corrupt {encoding} body: {exc}") from None
     return b"".join(chunks)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait, from Retry-After's seconds or HTTP-date form."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def _reason(exc: Exception) -> str:
@@ -397,7 +372,7 @@ def check_html(response: Response) -> None:
     """Refuse what is not a web page (a PDF, an image): no article text to read."""
     content_type = response.headers.get("content-type", "text/html").split(";")[0].strip().lower()
     if content_type and content_type not in _HTML_TYPES:
-        raise FetchError("not_html", f"not a web page: {content_type}")
+        raise NotHTML(f"not a web page: {content_type}")
 
 
 def _within_markup_budget(html: str) -> tuple[HtmlElement | None, str | None]:
@@ -419,7 +394,7 @@ def _within_markup_budget(html: str) -> tuple[HtmlElement | None, str | None]:
     tree = load_html(tostring(tree, encoding="unicode"))
     left = sum(1 for _ in tree.iter())
     if left > MAX_ELEMENTS:
-        raise FetchError("too_large", f"markup of {elements:,} elements ({left:,} without inline tags) "
+        raise TooLarge(f"markup of {elements:,} elements ({left:,} without inline tags) "
                                       f"is over the {MAX_ELEMENTS:,} limit")
     return tree, f"markup of {elements:,} elements: inline tags unwrapped ({left:,} left)"
 

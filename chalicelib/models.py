@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema, field_validator
+
+from chalicelib.keys import MarkerKind, SightingKey
 
 Lang = Literal["en", "zh", "ja"]
 Use = Literal["training", "inference", "both"]
@@ -90,7 +93,22 @@ class ExtractResult(BaseModel):
 
 # Ingestion and storage -----------------------------------------------------------------------------
 
-ArticleStatus = Literal["ok", "duplicate", "failed", "skipped"]
+class ArticleStatus(StrEnum):
+    OK = "ok"  # read and extracted
+    DUPLICATE = "duplicate"  # the same GUID or (nearly) the same text as another article: duplicate_of
+    FAILED = "failed"  # the fetch failed; tried again at next_attempt
+    SKIPPED = "skipped"  # a permanent failure, or the last attempt failed: not tried again
+
+
+class JobStatus(StrEnum):
+    """How a feed job (or the retry job) ended."""
+
+    OK = "ok"  # the feed was read; its new entries are stored
+    NOT_MODIFIED = "not modified"  # the feed answered 304
+    FAILED = "failed"  # the feed could not be read; it backs off
+    PARKED = "parked"  # it failed PARK_AFTER times in a row; tried once a day
+    NOT_DUE = "not due"  # still backing off: not fetched
+    RETRY = "retry"  # the retry job (pages whose fetch failed), not a feed
 
 
 class FeedState(BaseModel):
@@ -204,19 +222,34 @@ class ArticleStats(BaseModel):
     chips: list[ChipMention] = []
 
 
+# A sighting key in a model: typed in code, its string form ("chip|huawei|ascend|910C") in JSON and stores.
+StoredSightingKey = Annotated[
+    SightingKey, PlainValidator(SightingKey.coerce), PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
+
+
 class Sighting(BaseModel):
     """The first time a chip, or a fab for a chip, was seen (claimed once, by one writer)."""
 
-    key: str  # "chip|huawei|ascend|910C" or "fab|huawei|ascend|910C|smic"
+    key: StoredSightingKey
     event_id: str  # "catalog" for the catalog's seed
     first_seen: datetime
+
+
+class Marker(BaseModel):
+    """A once-only job done: the digest of a day sent, a catalog version seeded (claimed once)."""
+
+    kind: MarkerKind
+    name: str  # the day, the catalog version
+    done_at: datetime
 
 
 class Alert(BaseModel):
     """A Slack alert in the outbox. It is written with its first sighting, in the same conditional
     write, so exactly one exists per sighting; it stays pending until Slack accepts it."""
 
-    key: str  # the sighting's key
+    key: StoredSightingKey  # the sighting's
     kind: Literal["new chip", "new fab"]
     event: StoredEvent  # the event that was first
     status: Literal["pending", "sent"] = "pending"

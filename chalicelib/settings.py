@@ -18,10 +18,9 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from chalicelib.errors import SettingsError
 
-class SettingsError(ValueError):
-    """A configuration value is missing or invalid."""
-
+DEFAULT_DB = "sqlite:///.chiptracker/chiptracker.db"
 
 # Control characters (C0 with tab and line ends, DEL, C1) and Unicode's line and paragraph separators:
 # in a header-ish or host-ish value, a CR/LF splits a mail header or a request line, and would fail
@@ -50,7 +49,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHIPTRACKER_", extra="ignore")
 
     stage: str = "local"
-    db: str | None = None  # sqlite:///… or dynamodb://TABLE?region=…; None: the local default
+    db: str = DEFAULT_DB  # sqlite:///… or dynamodb://TABLE?region=…
     queue: str = Field(default="chiptracker-feed-jobs", pattern=r"^[A-Za-z0-9_-]{1,80}$")  # the feed jobs' SQS queue
     feeds: str | None = None  # a feed list file; None: the bundled list
     seed_catalog: bool = True  # a new store starts knowing the catalog's chips and fabs (no alerts for them)
@@ -106,15 +105,20 @@ class Settings(BaseSettings):
 
     @field_validator("db")
     @classmethod
-    def _store_url(cls, value: str | None) -> str | None:
+    def _store_url(cls, value: str) -> str:
         if value and not value.startswith(("sqlite:///", "dynamodb://")):
             raise ValueError(f"{value!r} is not a store URL (sqlite:///file.db or dynamodb://TABLE)")
-        return value or None
+        return value or DEFAULT_DB
+
+    @property
+    def in_lambda(self) -> bool:
+        """Running as a deployed function (Lambda sets AWS_LAMBDA_FUNCTION_NAME)."""
+        return _in_lambda()
 
     @field_validator("allow_loopback_fetch")
     @classmethod
     def _not_in_lambda(cls, value: bool) -> bool:
-        if value and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        if value and _in_lambda():
             raise ValueError("must not be set in a deployed function (it opens fetches to internal addresses)")
         return value
 
@@ -128,6 +132,10 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
         return value
+
+
+def _in_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 @cache

@@ -18,9 +18,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
 
-Lang = Literal["en", "zh", "ja"]
+from chalicelib.models import Lang
 
 log = logging.getLogger(__name__)
 

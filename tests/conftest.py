@@ -78,3 +78,45 @@ def store(request, tmp_path):
     opened = open_store(url)
     yield opened
     opened.close()
+
+
+# Test tiers: -m unit (pure, seconds), -m functional (servers on 127.0.0.1, subprocesses), -m e2e ----------
+
+TIERS = ("unit", "functional", "e2e")  # lowest first
+# Modules that carry no tier marks of their own (files owned elsewhere): the tier of each of their tests.
+MODULE_TIERS = {
+    "test_api": "functional",  # the Chalice test client over a seeded store (SQLite and moto_server)
+    "test_cli": "functional",  # the CLI in subprocesses
+}
+SERVER_FIXTURES = {"moto_server", "dynamodb_url"}
+
+
+def _uses_servers(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))) or (
+        callspec is not None and "dynamodb" in callspec.params.values())
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier mark: unit, functional or e2e (pyproject.toml says what each is).
+    1. A test's tier is its nearest tier mark (its own @pytest.mark.<tier>, else its module's pytestmark),
+       else MODULE_TIERS[its module].
+    2. A test that uses moto_server or dynamodb_url, or runs a fixture's "dynamodb" param (store, db_url,
+       seeded), is at least functional. 3. Every other tier mark is dropped, so the tiers never overlap.
+    4. A test left without a tier fails the collection: a new module needs a pytestmark."""
+    chosen: dict[pytest.Item, str] = {}
+    for item in items:
+        tier = next((m.name for m in item.iter_markers() if m.name in TIERS), None) or MODULE_TIERS.get(item.path.stem)
+        if tier == "unit" and _uses_servers(item):
+            tier = "functional"
+        if tier:
+            chosen[item] = tier
+    for item in items:  # only now: a module's pytestmark is shared by all its tests
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name not in TIERS]
+    for item, tier in chosen.items():
+        item.add_marker(tier)
+    if untiered := [item.nodeid for item in items if item not in chosen]:
+        raise pytest.UsageError(f"{len(untiered)} test(s) without a tier (pytest.mark.unit, functional or e2e; "
+                                f"see tests/conftest.py): " + ", ".join(untiered[:10]))

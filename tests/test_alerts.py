@@ -15,28 +15,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chalicelib.errors import DeliveryError
+from chalicelib.ingest import Options, reextract
+from chalicelib.jobs import CycleSummary, run_cycle, run_feed_job
+from chalicelib.keys import event_id
 from chalicelib.models import Alert, ArticleRef, Evidence, StoredEvent
-from chalicelib.notify.slack import (
-    DeliveryError,
-    FileSink,
-    SlackWebhook,
-    alert_message,
-    configured_channel,
-    deliver_alerts,
-)
-from chalicelib.pipeline import (
-    Options,
-    claim_sightings,
-    deliver_pending_alerts,
-    reextract,
-    run_cycle,
-    run_feed_job,
-    seed_catalog,
-)
+from chalicelib.notify.slack import FileSink, SlackWebhook, alert_message, configured_channel, deliver_alerts
 from chalicelib.settings import settings
-from chalicelib.store import event_id
+from chalicelib.sightings import claim_sightings, seed_catalog
 from tests.localsite import LocalSite, page, rss
 from tests.motoserver import free_port
+
+pytestmark = pytest.mark.functional
 
 LOCAL = Options(allow_loopback=True)
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -174,6 +164,17 @@ class WebhookSink:
         self._server.server_close()
 
 
+def cycle(feeds: list[str], store) -> CycleSummary:
+    """run_cycle as the CLI runs it: its alert channel and its seed from the settings (these tests set the env)."""
+    config = settings()
+    return run_cycle(feeds, store, LOCAL, channel=configured_channel(config), seed=config.seed_catalog)
+
+
+def deliver_pending_alerts(store) -> tuple[int, int]:
+    """Deliver the due alerts through the channel the settings configure."""
+    return deliver_alerts(store, configured_channel(settings()), datetime.now(UTC))
+
+
 @contextmanager
 def webhook(monkeypatch, answers: list = (), delay: float = 0.0) -> Iterator[WebhookSink]:
     """A sink, configured as the alerts' channel through CHIPTRACKER_SLACK_WEBHOOK_URL."""
@@ -214,6 +215,7 @@ def fields_of(payload: dict) -> dict[str, str]:
 
 # The message --------------------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_alert_message_names_company_chip_fabs_use_evidence_and_source():
     payload = alert_message(Alert(key="fab|huawei|ascend|910C|domestic", kind="new fab", event=sample_event(),
                                   next_attempt=T0))
@@ -238,6 +240,7 @@ def test_alert_message_names_company_chip_fabs_use_evidence_and_source():
                                   "Previous fab": "NOT SAID", "Use": "not said", "Nvidia named": "none"}
 
 
+@pytest.mark.unit
 def test_article_text_reaches_slack_as_text_never_as_a_mention_or_a_link():
     hostile = sample_event(
         evidence=[Evidence(text=f"{HOSTILE} <@U024BE7LH> <https://evil.example|click> the Ascend 910C.",
@@ -283,6 +286,7 @@ def unnamed_event(url: str = "https://news.example.com/2026/11/alibaba-chip", co
     return event.model_copy(update=changes)
 
 
+@pytest.mark.unit
 def test_an_unnamed_chip_is_announced_by_what_the_article_says_of_it():
     payload = alert_message(Alert(key="chip|alibaba|unnamed|", kind="new chip", event=unnamed_event(),
                                   next_attempt=T0))
@@ -307,6 +311,7 @@ def test_an_unnamed_chip_is_announced_by_what_the_article_says_of_it():
     assert payload["blocks"][0]["text"]["text"] == payload["text"] == "New foundry for Alibaba unnamed chip: DOMESTIC"
 
 
+@pytest.mark.unit
 def test_the_alert_quotes_the_fab_sentence_first_then_the_chip_sentence():
     chip = Evidence(text=f"{HOSTILE} Huawei's Ascend 910C is its fastest chip.", start=0, end=60)
     use = Evidence(text="It is used for inference.", start=61, end=86, supports=["use"])
@@ -388,12 +393,12 @@ def test_one_alert_per_first_sighting_whatever_the_articles_and_reruns(site, sto
     feed = serve_feed(site, "feed", "/news/ascend-990", "/news/ascend-990-suppliers", "/news/ascend-910c-domestic",
                       "/news/ascend-910c-note")
     with webhook(monkeypatch) as sink:
-        first = run_cycle([feed], store, LOCAL)
+        first = cycle([feed], store)
         assert (first.new_articles, first.alerts_sent, first.alerts_failed) == (4, 2, 0)
         assert sink.headlines() == ["New chip: Huawei Ascend 990", "New foundry for Huawei Ascend 910C: DOMESTIC"]
         assert sink.content_types == {"application/json"}
 
-        again = run_cycle([feed], store, LOCAL)  # the feed again: nothing new
+        again = cycle([feed], store)  # the feed again: nothing new
         assert (again.new_articles, again.first_sightings, again.alerts_sent) == (0, 0, 0)
         assert reextract(store)[0] == 4  # the same events rebuilt: no sighting is first twice
         assert deliver_pending_alerts(store) == (0, 0)
@@ -405,7 +410,7 @@ def test_seeded_catalog_chips_raise_no_alert_new_models_and_fabs_do(site, store,
     feed = serve_feed(site, "feed", "/news/kunlun-p800", "/news/hanguang-800", "/news/ascend-910c-smic",
                       "/news/ascend-990", "/news/ascend-910c-domestic")
     with webhook(monkeypatch) as sink:
-        summary = run_cycle([feed], store, LOCAL)
+        summary = cycle([feed], store)
     # P800, Hanguang 800 by TSMC and 910C by SMIC are in the catalog: old news
     assert sink.headlines() == ["New chip: Huawei Ascend 990", "New foundry for Huawei Ascend 910C: DOMESTIC"]
     assert summary.alerts_sent == 2 and summary.new_articles == 5
@@ -415,6 +420,7 @@ def test_seeded_catalog_chips_raise_no_alert_new_models_and_fabs_do(site, store,
     assert seed_catalog(store) == 0  # once per catalog version
 
 
+@pytest.mark.unit
 def test_a_seed_cut_short_is_completed_by_the_next_run(store):
     """A worker that dies part-way through the seed must not leave the catalog half-known (the rest
     would then flood the channel as news)."""
@@ -444,8 +450,8 @@ def test_without_the_seed_every_chip_is_news_once(site, store, monkeypatch):
     monkeypatch.setenv("CHIPTRACKER_SEED_CATALOG", "0")
     feed = serve_feed(site, "feed", "/news/kunlun-p800", "/news/hanguang-800")
     with webhook(monkeypatch) as sink:
-        run_cycle([feed], store, LOCAL)
-        assert run_cycle([feed], store, LOCAL).alerts_sent == 0
+        cycle([feed], store)
+        assert cycle([feed], store).alerts_sent == 0
     headlines = sink.headlines()
     assert "New chip: Baidu Kunlun P800" in headlines and "New chip: Alibaba Hanguang 800" in headlines
     # a chip first seen with its fab is one alert, the fab in its fields (not a "new foundry" too)
@@ -462,7 +468,7 @@ def test_an_unnamed_chip_is_news_once_per_company_and_its_new_fabs_too(store):
     another article's unnamed chip of that company (the same key, chip|alibaba|unnamed|), does not;
     a new fab for it does, and so does another company's first."""
     seed_catalog(store, T0)
-    assert not [s.key for s in store.list_sightings("chip") if "|unnamed|" in s.key]
+    assert not [s.key for s in store.list_sightings("chip") if s.key.family == "unnamed"]
     first = unnamed_event()
     store.put_events([first])
     assert claim_sightings(store, [first], T0) == 2  # the chip, and its fab recorded with it
@@ -541,6 +547,7 @@ def test_a_500_a_429_a_timeout_or_a_refusal_leaves_the_alert_pending_a_later_run
         assert sink.attempts == 4
 
 
+@pytest.mark.unit
 def test_a_worker_with_a_stale_list_does_not_retry_what_another_just_failed(store):
     """Worker A lists two due alerts; while A posts the first, worker B posts the second, Slack
     answers 500 and B reschedules it. A must not then post it again at once (Slack said wait)."""
@@ -565,7 +572,7 @@ def test_a_worker_with_a_stale_list_does_not_retry_what_another_just_failed(stor
     assert deliver_alerts(store, worker_a, T0) == (1, 0)
     assert worker_a.headlines() == ["New chip: Huawei Ascend 990"]
     [waiting] = store.pending_alerts(T0 + timedelta(minutes=2))
-    assert (waiting.key, waiting.attempts) == ("chip|huawei|ascend|995", 1)
+    assert (str(waiting.key), waiting.attempts) == ("chip|huawei|ascend|995", 1)
     later = Recorder()
     assert deliver_alerts(store, later, T0 + timedelta(minutes=5)) == (1, 0)
     assert later.headlines() == ["New chip: Huawei Ascend 995"]
@@ -620,7 +627,7 @@ def test_the_channel_comes_from_the_env_from_ssm_or_is_a_file_locally(moto_serve
     with WebhookSink() as sink:
         monkeypatch.setenv("CHIPTRACKER_SLACK_WEBHOOK_URL", sink.url)
         settings.cache_clear()
-        channel = configured_channel()
+        channel = configured_channel(settings())
         assert isinstance(channel, SlackWebhook) and channel.url == sink.url
 
         # deployed: the URL is a SecureString in SSM Parameter Store (here moto_server's)
@@ -630,7 +637,7 @@ def test_the_channel_comes_from_the_env_from_ssm_or_is_a_file_locally(moto_serve
             Name="/chiptracker/test/slack-webhook", Value=sink.url, Type="SecureString", Overwrite=True)
         monkeypatch.setenv("CHIPTRACKER_SLACK_WEBHOOK_PARAM", "/chiptracker/test/slack-webhook")
         settings.cache_clear()
-        channel = configured_channel()
+        channel = configured_channel(settings())
         assert isinstance(channel, SlackWebhook) and channel.url == sink.url
         channel.send(alert_message(Alert(key="chip|huawei|ascend|990", kind="new chip", event=sample_event(),
                                          next_attempt=T0)))
@@ -640,13 +647,13 @@ def test_the_channel_comes_from_the_env_from_ssm_or_is_a_file_locally(moto_serve
     monkeypatch.delenv("CHIPTRACKER_SLACK_WEBHOOK_PARAM")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chiptracker-dev-run_feed_jobs")
     settings.cache_clear()
-    assert configured_channel() is None
+    assert configured_channel(settings()) is None
 
     # locally without a webhook: one JSON line per alert in the alerts file
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
     monkeypatch.setenv("CHIPTRACKER_ALERTS_FILE", str(tmp_path / "alerts.jsonl"))
     settings.cache_clear()
-    channel = configured_channel()
+    channel = configured_channel(settings())
     assert isinstance(channel, FileSink)
     channel.send({"text": "New chip: 昇腾 990"})
     assert json.loads((tmp_path / "alerts.jsonl").read_text(encoding="utf-8")) == {"text": "New chip: 昇腾 990"}
@@ -657,7 +664,7 @@ def test_on_lambda_without_a_webhook_alerts_wait(site, store, monkeypatch):
     seed_catalog(store, T0)
     run_feed_job(serve_feed(site, "feed", "/news/ascend-990"), store, LOCAL, T0)
     assert deliver_pending_alerts(store) == (0, 0)
-    assert [a.key for a in store.pending_alerts(datetime.now(UTC))] == ["chip|huawei|ascend|990"]
+    assert [str(a.key) for a in store.pending_alerts(datetime.now(UTC))] == ["chip|huawei|ascend|990"]
 
 
 def test_a_webhook_error_carries_slacks_retry_after():

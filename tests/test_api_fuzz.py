@@ -36,10 +36,12 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from chalicelib import api
-from chalicelib.__main__ import serve_api
+from chalicelib.api.openapi import openapi_document
+from chalicelib.cli import serve_api
 from chalicelib.store import open_store
 from tests.test_api import seed
+
+pytestmark = pytest.mark.functional
 
 MAX_EXAMPLES = 300
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -58,7 +60,8 @@ def local_api(tmp_path_factory, request) -> Iterator[str]:
         seed(seeding)
     finally:
         seeding.close()
-    server = serve_api(db, 0)
+    served = open_store(db)
+    server = serve_api(served, 0)
     server.server.daemon_threads = True  # keep-alive connections must not hold up the shutdown
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
@@ -69,8 +72,7 @@ def local_api(tmp_path_factory, request) -> Iterator[str]:
         server.shutdown()
         server.server.server_close()
         thread.join(timeout=10)
-        api.get_store().close()
-        api.set_store(None)
+        served.close()
         _report(request.config, time.monotonic() - started)
 
 
@@ -94,7 +96,7 @@ def _report(config: pytest.Config, seconds: float) -> None:
         print("\n" + "\n".join(lines), flush=True)
 
 
-DOCUMENT = json.loads(api.openapi().body)
+DOCUMENT = openapi_document()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 schema.config.generation.update(deterministic=True, max_examples=MAX_EXAMPLES, with_security_parameters=False)
 # The methods the app routes (they get its JSON 405). TRACE and QUERY never reach the app: Chalice's local

@@ -12,6 +12,8 @@ from app import app
 from chalicelib import __version__
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 
 def test_health():
     with Client(app) as client:
@@ -20,6 +22,7 @@ def test_health():
     assert response.json_body == {"status": "ok", "version": __version__}
 
 
+@pytest.mark.functional
 def test_api_import_leaves_out_the_nlp_stack(python):
     code = "import sys, app; print(sorted(m for m in ('trafilatura', 'jieba', 'fugashi') if m in sys.modules))"
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -71,7 +74,8 @@ def test_a_correlation_id_is_kept_only_when_all_of_it_is_a_plain_token():
 
 
 def test_fetching_from_private_addresses_cannot_be_enabled_in_lambda(monkeypatch):
-    from chalicelib.settings import SettingsError, settings
+    from chalicelib.errors import SettingsError
+    from chalicelib.settings import settings
 
     monkeypatch.setenv("CHIPTRACKER_ALLOW_LOOPBACK_FETCH", "1")
     assert settings().allow_loopback_fetch  # a local run (the smoke test) may opt in

@@ -21,6 +21,8 @@ from chalicelib.extract import extract
 from chalicelib.text import with_title
 from tests.conftest import ROOT, SHARED
 
+pytestmark = pytest.mark.unit
+
 CORPORA = {
     "dev": SHARED / "corpus" / "dev",
     "cases": ROOT / "tests" / "fixtures" / "cases",

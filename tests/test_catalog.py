@@ -6,7 +6,10 @@ import re
 
 import pytest
 
-from chalicelib.catalog import CATALOG_PATH, CatalogError, load_catalog, parse_catalog
+from chalicelib.catalog import CATALOG_PATH, load_catalog, parse_catalog
+from chalicelib.errors import CatalogError
+
+pytestmark = pytest.mark.unit
 
 TRACKED = {("alibaba", "zhenwu"), ("alibaba", "hanguang"), ("baidu", "kunlun"), ("huawei", "ascend")}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT
 
 GOOD_ZH = {"id": "zh-1", "text": "华为昇腾910C芯片由中芯国际代工。", "lang": None}
@@ -53,7 +55,7 @@ def test_bad_lines_get_an_error_and_do_not_shift_the_output(python):
     assert "id: Field required" in errors[6]
     assert "JSON object" in errors[7]
     assert "lang" in errors[8]
-    assert errors[9] is not None
+    assert "line 10: not JSON" in errors[9]  # a blank line is a line: its error keeps the count
     assert "9 line(s) had errors" in stderr
     assert out[-1]["events"][0]["fab"] == "smic" and out[-1]["lang"] == "zh"
     assert out[0]["events"][0]["use"] == "inference" and out[0]["lang"] == "ja"
@@ -80,7 +82,8 @@ def test_mis_encoded_input_bytes_become_an_error_not_a_crash(python):
     gbk = json.dumps({"id": "gbk", "text": "华为昇腾"}, ensure_ascii=False).encode("gbk") + b"\n"
     out, _ = run_extract(gbk + line(GOOD_ZH), python)
     assert len(out) == 2 and out[1]["id"] == "zh-1"
-    assert out[0]["error"] or out[0]["events"] == []
+    # read as UTF-8 with replacement characters, the GBK text is no longer text: an error, no events
+    assert "binary data" in out[0]["error"] and out[0]["events"] == []
 
 
 # `events --brief` ---------------------------------------------------------------------------------
@@ -88,9 +91,10 @@ def test_mis_encoded_input_bytes_become_an_error_not_a_crash(python):
 def test_events_brief_names_an_unnamed_chip_readably(tmp_path, capsys):
     from datetime import UTC, datetime
 
-    from chalicelib.__main__ import main
+    from chalicelib.cli import main
+    from chalicelib.keys import event_id
     from chalicelib.models import ArticleRef, Evidence, StoredEvent
-    from chalicelib.store import event_id, open_store
+    from chalicelib.store import open_store
 
     def event(url: str, company: str, family: str, model: str | None, **fields) -> StoredEvent:
         return StoredEvent(id=event_id(url, company, family, model), company=company, family=family, model=model,
@@ -124,9 +128,10 @@ def test_stored_text_prints_without_control_characters(tmp_path, capsys):
     no carriage return (which would print over a line); each event stays one line."""
     from datetime import UTC, datetime
 
-    from chalicelib.__main__ import main
+    from chalicelib.cli import main
+    from chalicelib.keys import event_id
     from chalicelib.models import ArticleRef, Evidence, FeedState, StoredEvent
-    from chalicelib.store import event_id, open_store
+    from chalicelib.store import open_store
 
     url = "https://a.example/escapes"
     title = "\x1b]0;pwned\x07\x1b[2J Huawei\x0b ships\x9b the 910C\r\nfaked line"
@@ -159,9 +164,55 @@ def test_stored_text_prints_without_control_characters(tmp_path, capsys):
 def test_log_lines_on_stderr_carry_no_control_characters():
     import logging
 
-    from chalicelib.__main__ import _SafeFormatter
+    from chalicelib.cli import _SafeFormatter
 
     record = logging.LogRecord("chalicelib.fetch", logging.WARNING, __file__, 1, "feed %s: %s", (
         "https://a.example/feed.xml", "\x1b[2Jbroken\x9b\r"), None)
     assert _SafeFormatter("%(levelname)s %(message)s").format(record) == (
         "WARNING feed https://a.example/feed.xml: [2Jbroken")
+
+
+# One definition of the filters: the CLI checks what the API checks -----------------------------------------
+
+def test_events_filters_are_checked_as_the_api_checks_them(tmp_path, capsys):
+    from chalicelib.api.query import FILTER_NAMES
+    from chalicelib.cli import main
+
+    db = f"sqlite:///{tmp_path}/filters.db"
+    assert main(["events", "--db", db, "--family", "foo"]) == 2
+    assert "events: --family: family must be one of" in capsys.readouterr().err
+    assert main(["events", "--db", db, "--use", "gaming"]) == 2
+    assert "--use: use must be one of training, inference, both" in capsys.readouterr().err
+    assert main(["events", "--db", db, "--model", "910C; drop"]) == 2
+    assert "--model: model must be a model name" in capsys.readouterr().err
+    assert main(["events", "--db", db, "--since", "2026-11-27", "--until", "2026-11-26"]) == 2
+    assert "since must be before until" in capsys.readouterr().err
+    assert main(["events", "--db", db, "--family", "KUNLUN", "--lang", "ZH", "--since", "2026-11-01"]) == 0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit):
+        main(["events", "--db", db, "--until", "soon"])
+    assert "not an ISO date or datetime: 'soon'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["events", "--help"])
+    usage = capsys.readouterr().out
+    assert all(f"--{name}" in usage for name in FILTER_NAMES)
+
+
+def test_serve_mounts_the_api_without_importing_the_app(tmp_path, python):
+    code = (
+        "import sys, json, threading, urllib.request\n"
+        "from chalicelib.cli import serve_api\n"
+        "from chalicelib.store import open_store\n"
+        f"server = serve_api(open_store('sqlite:///{tmp_path}/serve.db'), 0)\n"
+        "threading.Thread(target=server.server.serve_forever, daemon=True).start()\n"
+        "base = f'http://127.0.0.1:{server.server.server_address[1]}'\n"
+        "health = json.load(urllib.request.urlopen(base + '/health', timeout=10))\n"
+        "events = json.load(urllib.request.urlopen(base + '/events', timeout=10))\n"
+        "print(json.dumps([health['status'], events, 'app' in sys.modules, sys.path[0] == '']))\n"
+        "server.shutdown()\n"
+    )
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    status, events, app_imported, _ = json.loads(done.stdout.splitlines()[-1])
+    assert (status, events, app_imported) == ("ok", {"events": [], "next_cursor": None}, False)

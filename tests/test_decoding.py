@@ -10,6 +10,8 @@ from chalicelib.decoding import decode_feed, decode_page, web_codec
 from chalicelib.feeds import parse_feed
 from tests.localsite import page, rss
 
+pytestmark = pytest.mark.unit
+
 ZH = "华为昇腾910C由中芯国际代工，主要用于推理任务。"
 
 

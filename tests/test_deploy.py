@@ -30,6 +30,8 @@ from tests.test_alerts import WebhookSink
 from tests.test_pipeline import ARTICLES
 from tests.test_policy import ACTION_OF
 
+pytestmark = pytest.mark.e2e
+
 LIMIT = 250 * 1024 * 1024
 VENV = Path(sys.executable).parents[1]
 # what the Lambda Python runtime provides besides the standard library

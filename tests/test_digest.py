@@ -19,8 +19,12 @@ from xml.sax.saxutils import escape as xml_escape
 
 import pytest
 
-from chalicelib.__main__ import main
+from chalicelib.cli import main
 from chalicelib.demo import load_samples, sample_site
+from chalicelib.errors import SettingsError
+from chalicelib.ingest import Options
+from chalicelib.jobs import run_feed_job
+from chalicelib.keys import MarkerKind, event_id
 from chalicelib.models import ArticleRef, EventQuery, Evidence, StoredEvent
 from chalicelib.notify.digest import (
     DigestDay,
@@ -33,13 +37,15 @@ from chalicelib.notify.digest import (
     subject,
 )
 from chalicelib.notify.slack import SlackWebhook, deliver_alerts
-from chalicelib.pipeline import Options, claim_sightings, run_feed_job, seed_catalog
-from chalicelib.settings import SettingsError, settings
-from chalicelib.store import EventStore, event_id, open_store
+from chalicelib.settings import settings
+from chalicelib.sightings import claim_sightings, seed_catalog
+from chalicelib.store import EventStore, open_store
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
 from tests.motoserver import free_port
 from tests.test_alerts import HOSTILE, PAGES, WebhookSink
+
+pytestmark = pytest.mark.functional
 
 LOCAL = Options(allow_loopback=True)
 DAY = date(2026, 11, 21)
@@ -156,6 +162,7 @@ def _event(url: str, company: str, family: str, model: str | None, evidence: lis
                        first_seen=T, **fields)
 
 
+@pytest.mark.unit
 def test_an_unnamed_chip_reads_as_one_and_the_fab_sentence_is_quoted_first(store):
     """A new chip without a name reads "Alibaba · unnamed new chip", never "Unnamed"; each event with a
     fab shows the sentence naming it first, marked, in both parts (HTML escaped, the text word for word)."""
@@ -250,6 +257,7 @@ def test_titles_and_evidence_are_escaped_in_html_and_slack_intact_in_text(store)
 CONTROLS = ("\x1b", "\x0b", "\x9b")
 
 
+@pytest.mark.unit
 def test_control_characters_in_stored_text_never_reach_the_mail(store):
     """Text stored before ingest cleaned it (or by another path): ESC, vertical tab and CSI are gone
     from the HTML and the plain-text part and their headers, the rest of the words kept."""
@@ -348,7 +356,7 @@ def test_send_through_ses_on_moto_server(sampled, moto_server, monkeypatch):
     settings.cache_clear()
     boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress="digest@example.com")
 
-    assert send_digest(sampled, DAY) == "sent the digest of 2026-11-21 (8 events) to 1 recipient(s)"
+    assert send_digest(sampled, DAY, settings()) == "sent the digest of 2026-11-21 (8 events) to 1 recipient(s)"
     data = json.load(urllib.request.urlopen(f"{moto_server}/moto-api/data.json", timeout=10))
     [sent] = [m for m in data["ses"]["RawMessage"] if recipient in m["destinations"]]
     assert sent["source"] == SENDER and set(sent["destinations"]) == {recipient}
@@ -356,12 +364,13 @@ def test_send_through_ses_on_moto_server(sampled, moto_server, monkeypatch):
                        build_digest(sampled, DAY), [recipient])
 
 
+@pytest.mark.unit
 def test_the_digest_needs_recipients_and_a_sender(store, monkeypatch):
     monkeypatch.delenv("CHIPTRACKER_DIGEST_TO", raising=False)
     monkeypatch.setenv("CHIPTRACKER_DIGEST_FROM", SENDER)
     with pytest.raises(SettingsError, match="CHIPTRACKER_DIGEST_TO"):
-        send_digest(store, DAY)
-    assert store.get_sighting(f"digest|{DAY}") is None  # not marked as sent
+        send_digest(store, DAY, settings())
+    assert store.get_marker(MarkerKind.DIGEST_SENT, DAY.isoformat()) is None  # not marked as sent
 
 
 # The command line ----------------------------------------------------------------------------------------------
@@ -444,6 +453,7 @@ def test_cli_an_empty_day_says_so_in_one_line_or_is_skipped(db_url, smtp, capsys
     assert len(smtp.envelopes) == 1  # nothing sent for the skipped day
 
 
+@pytest.mark.unit
 def test_cli_send_without_settings_is_a_clear_error(tmp_path, monkeypatch, capsys):
     for name in ("CHIPTRACKER_DIGEST_TO", "CHIPTRACKER_DIGEST_FROM"):
         monkeypatch.delenv(name, raising=False)
@@ -457,6 +467,7 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("now", "hour", "zone", "due"), [
     ("2026-11-22T06:59", 7, "UTC", "2026-11-20"),  # before the hour: the day before yesterday (sent already)
     ("2026-11-22T07:00", 7, "UTC", "2026-11-21"),
@@ -474,6 +485,7 @@ def test_due_day(now, hour, zone, due):
     assert due_day(utc(now), hour, zone) == date.fromisoformat(due)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("zone", "hour"), [("UTC", 7), ("Asia/Shanghai", 7), ("Asia/Tokyo", 3),
                                             ("America/Los_Angeles", 7), ("Pacific/Kiritimati", 23)])
 def test_hourly_checks_send_each_day_once_after_it_ended_and_after_the_hour(zone, hour):
@@ -491,6 +503,7 @@ def test_hourly_checks_send_each_day_once_after_it_ended_and_after_the_hour(zone
         assert first_due[day] == max(ended, local_hour), (day, first_due[day])
 
 
+@pytest.mark.unit
 def test_schedule_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CHIPTRACKER_DIGEST_TZ", "Asia/Shanghai")
     monkeypatch.setenv("CHIPTRACKER_DIGEST_HOUR", "7")

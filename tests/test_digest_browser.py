@@ -21,6 +21,8 @@ from chalicelib.notify.digest import build_digest, render_html
 from chalicelib.store import open_store
 from tests.test_digest import DAY, chip_label, events_on, sample_feeds, seed_from_samples
 
+pytestmark = pytest.mark.e2e
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTH, HEIGHT = 800, 1800
@@ -94,6 +96,7 @@ def test_fonts_for_chinese_and_japanese_are_installed():
         needed(f"a font for {lang}", families.strip() or None, "apt-get install fonts-noto-cjk")
 
 
+@pytest.mark.unit
 def test_the_readme_screenshot_is_a_digest():
     data = (Path(__file__).resolve().parents[1] / "docs" / "digest.png").read_bytes()
     assert png_size(data) == (WIDTH, HEIGHT)

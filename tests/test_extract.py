@@ -7,6 +7,8 @@ import pytest
 from chalicelib.extract import extract, extractor_version, find_nvidia_models
 from chalicelib.text import normalise
 
+pytestmark = pytest.mark.unit
+
 
 def chips(text: str, lang: str | None = None) -> set[tuple]:
     """(family, model, fab, use) of every event."""

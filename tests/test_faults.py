@@ -18,10 +18,13 @@ import pytest
 
 from chalicelib import fetch as fetch_module
 from chalicelib.fetch import Limits
+from chalicelib.ingest import Options, ingest_entry
+from chalicelib.jobs import run_cycle, run_feed_job, run_retry_job
 from chalicelib.models import FeedEntry
-from chalicelib.pipeline import Options, ingest_entry, run_cycle, run_feed_job, run_retry_job
 from chalicelib.store import open_store
 from tests.localsite import LocalSite, page, rss
+
+pytestmark = pytest.mark.functional
 
 FAST = Limits(connect_timeout=1, read_timeout=1, total_timeout=1.5, max_bytes=2_000_000, max_redirects=3)
 OPTIONS = Options(allow_loopback=True, limits=FAST)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.errors import FeedError, Timeout, http_error
 from chalicelib.feeds import (
     BUNDLED_FEEDS,
     PARK_AFTER,
-    FeedError,
     after_failure,
     after_success,
     canonical_url,
@@ -17,8 +17,9 @@ from chalicelib.feeds import (
     load_feed_list,
     parse_feed,
 )
-from chalicelib.fetch import FetchError
 from chalicelib.models import FeedState
+
+pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -92,13 +93,13 @@ def test_backoff_grows_honours_retry_after_and_parks():
     state = FeedState(url="https://a.example/rss")
     waits = []
     for _ in range(PARK_AFTER - 1):
-        state = after_failure(state, FetchError("http", "HTTP 500", status=500), NOW)
+        state = after_failure(state, http_error(500), NOW)
         waits.append(state.next_attempt - NOW)
         assert not state.parked and not is_due(state, NOW)
     assert waits == sorted(waits) and waits[0] == timedelta(minutes=15)
-    slow = after_failure(FeedState(url="x"), FetchError("http", "HTTP 429", status=429, retry_after=7200), NOW)
+    slow = after_failure(FeedState(url="x"), http_error(429, retry_after=7200), NOW)
     assert slow.next_attempt - NOW == timedelta(hours=2)
-    state = after_failure(state, FetchError("timeout", "no answer"), NOW)
+    state = after_failure(state, Timeout("no answer"), NOW)
     assert state.parked and state.failures == PARK_AFTER and "no answer" in state.last_status
     assert is_due(state, NOW + timedelta(days=1))
     from chalicelib.feeds import FeedFetch

@@ -13,8 +13,11 @@ import time
 import pytest
 
 from chalicelib.decoding import decode_page
-from chalicelib.fetch import FetchError, Limits, _allowed, check_html, fetch, page_text
+from chalicelib.errors import FetchError
+from chalicelib.fetch import Limits, _allowed, check_html, fetch, page_text
 from tests.localsite import LocalSite, page
+
+pytestmark = pytest.mark.functional
 
 FAST = Limits(connect_timeout=2, read_timeout=1, total_timeout=2, max_bytes=1_000_000, max_redirects=3)
 
@@ -53,6 +56,7 @@ EMBEDDED_INTERNAL_IPV4 = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "224.0.0.1", "0.0.0.0",
@@ -63,12 +67,14 @@ def test_guard_refuses_non_public_addresses(address):
     assert not _allowed(ipaddress.ip_address(address), allow_loopback=False)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946",
                                      "64:ff9b::5db8:d822", "2002:5db8:d822::1", "::ffff:93.184.216.34"])
 def test_guard_lets_public_addresses_through(address):
     assert _allowed(ipaddress.ip_address(address), allow_loopback=False)  # 93.184.216.34 in each v6 form
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("address", "allowed"),
     [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
@@ -91,6 +97,7 @@ def no_connect(monkeypatch):
     monkeypatch.setattr("urllib3.util.connection.create_connection", tripwire)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("url", [
     "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/", "http://10.0.0.1/",
     *(f"http://[{address}]/latest/meta-data/" for address in EMBEDDED_INTERNAL_IPV4),
@@ -246,6 +253,7 @@ def test_ipv6_literal_host_header_keeps_its_brackets():
     assert response.body == b"ok" and seen == [f"[::1]:{server.server_address[1]}"]
 
 
+@pytest.mark.unit
 def test_a_slow_name_lookup_hits_the_total_deadline(monkeypatch):
     def slow_resolver(*args, **kwargs):
         time.sleep(10)
@@ -266,6 +274,7 @@ def test_connection_reset_is_a_connection_error(site):
     assert reset.value.kind == "connection"
 
 
+@pytest.mark.unit
 def test_decoding_uses_http_charset_then_meta_then_detection():
     text = "华为昇腾910C芯片由中芯国际代工生产，主要用于推理任务，这是一条足够长的中文新闻句子。" * 5
     gbk = page("昇腾", text, charset="gbk", meta=False)
@@ -275,6 +284,7 @@ def test_decoding_uses_http_charset_then_meta_then_detection():
     assert "ファーウェイの昇騰910C" in decode_page(sjis, {}).text
 
 
+@pytest.mark.unit
 def test_page_text_leaves_out_navigation_and_non_html():
     html = page("Ascend news", "Huawei said its Ascend 910C chips are made by SMIC on its 7nm process.",
                 "Analysts expect shipments to double next year as customers move away from Nvidia.").decode()

@@ -19,11 +19,14 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from chalicelib.fetch import MAX_ELEMENTS, Limits
+from chalicelib.ingest import Options, ingest_entry
+from chalicelib.jobs import run_feed_job, run_retry_job
 from chalicelib.models import MAX_TEXT_CHARS, FeedEntry
-from chalicelib.pipeline import Options, ingest_entry, run_feed_job, run_retry_job
 from chalicelib.store import open_store
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
+
+pytestmark = pytest.mark.functional
 
 # Room for a 5 MB page; the deadline short, as in the fault matrix.
 ROOMY = Options(allow_loopback=True, limits=Limits(connect_timeout=1, read_timeout=1, total_timeout=3,
@@ -141,7 +144,8 @@ def test_control_characters_in_feed_titles_and_pages_are_not_stored(site, store)
 _WORKER = textwrap.dedent("""
     import sys
     from chalicelib.fetch import Limits
-    from chalicelib.pipeline import Options, run_feed_job
+    from chalicelib.ingest import Options
+    from chalicelib.jobs import run_feed_job
     from chalicelib.store import open_store
 
     # a worker with a long deadline, killed before it ends: as a Lambda at its timeout
@@ -247,11 +251,12 @@ def _slow_page(body: bytes, seconds: float):
     return handler
 
 
+@pytest.mark.unit
 def test_the_job_budget_leaves_room_for_one_page_within_the_worker_timeout():
     import json
 
     from chalicelib.fetch import DEFAULT_LIMITS
-    from chalicelib.pipeline import JOB_SECONDS
+    from chalicelib.ingest import JOB_SECONDS
 
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     for stage in config["stages"].values():

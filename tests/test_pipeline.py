@@ -9,11 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from chalicelib.ingest import Options, reextract
+from chalicelib.jobs import run_cycle, run_feed_job
 from chalicelib.models import EventQuery
-from chalicelib.pipeline import Options, reextract, run_cycle, run_feed_job, seed_catalog
 from chalicelib.settings import settings
+from chalicelib.sightings import seed_catalog
 from tests.conftest import ROOT
 from tests.localsite import LocalSite, page, rss
+
+pytestmark = pytest.mark.functional
 
 LOCAL = Options(allow_loopback=True)
 
@@ -189,6 +193,7 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
     import boto3
 
     from chalicelib import lambdas
+    from chalicelib.store import open_store
 
     sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1")
     queue_url = sqs.create_queue(QueueName="chiptracker-feed-jobs")["QueueUrl"]
@@ -199,54 +204,56 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_server)
     monkeypatch.setenv("CHIPTRACKER_FEEDS", str(feed_list))
     settings.cache_clear()  # the env changed inside the test
-    lambdas._store.cache_clear()
     lambdas._sqs.cache_clear()
+    config = settings()  # what app.py passes the handlers: its settings and its store
+    store = open_store(config.db)
     try:
-        planned = lambdas.plan_feed_jobs()
+        planned = lambdas.plan_feed_jobs(config, store)
         assert (planned["feeds"], planned["jobs"]) == (2, 3)
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
         jobs = [json.loads(m["Body"]) for m in messages]
         assert {job["cycle"] for job in jobs} == {planned["cycle"]}  # the correlation ids the worker logs
         assert len({job["id"] for job in jobs}) == 3
-        results = lambdas.run_feed_jobs((m["Body"] for m in messages), LOCAL)  # loopback pages: opt in
+        results = lambdas.run_feed_jobs((m["Body"] for m in messages), config, store, LOCAL)  # loopback pages: opt in
         assert sorted(r["status"] for r in results) == ["ok", "ok", "retry"]
         assert sum(r["new_events"] for r in results) == 3
-        again = lambdas.run_feed_jobs((m["Body"] for m in messages), LOCAL)  # SQS delivers at least once
+        again = lambdas.run_feed_jobs((m["Body"] for m in messages), config, store, LOCAL)  # SQS delivers at least once
         assert sum(r["new_events"] for r in again) == 0
         with pytest.raises(ValueError, match="not a job"):
-            lambdas.run_feed_jobs(['{"kind": "mystery"}'], LOCAL)
+            lambdas.run_feed_jobs(['{"kind": "mystery"}'], config, store, LOCAL)
     finally:
-        lambdas._store.cache_clear()
+        store.close()
         lambdas._sqs.cache_clear()
 
 
 def test_a_crash_on_one_page_is_recorded_and_retried(site, store, monkeypatch):
     from datetime import timedelta
 
-    from chalicelib import pipeline
+    from chalicelib import ingest, jobs
 
-    real = pipeline.process_page
+    real = ingest.process_page
 
     def broken(entry, *args, **kwargs):
         if entry.url.endswith("/news/kunlun"):
             raise RuntimeError("a bug")
         return real(entry, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "process_page", broken)
+    monkeypatch.setattr(ingest, "process_page", broken)
     result = run_feed_job(site.url("/feed-a.xml"), store, LOCAL)
     assert (result.status, result.new_articles, result.failed_articles) == ("ok", 1, 1)
     failed = store.get_article(site.url("/news/kunlun"))
     assert failed.status == "failed" and failed.error == "internal: RuntimeError: a bug"
-    monkeypatch.setattr(pipeline, "process_page", real)
-    retried = pipeline.run_retry_job(store, LOCAL, now=failed.next_attempt + timedelta(seconds=1))
+    monkeypatch.setattr(ingest, "process_page", real)
+    retried = jobs.run_retry_job(store, LOCAL, now=failed.next_attempt + timedelta(seconds=1))
     assert retried.new_articles == 1 and store.get_article(site.url("/news/kunlun")).status == "ok"
 
 
+@pytest.mark.unit
 def test_the_planner_queues_only_due_feeds(store):
     from datetime import UTC, datetime, timedelta
 
+    from chalicelib.jobs import RETRY_JOB, plan_jobs
     from chalicelib.models import FeedState
-    from chalicelib.pipeline import RETRY_JOB, plan_jobs
 
     now = datetime(2026, 11, 26, 13, tzinfo=UTC)
     later = now + timedelta(hours=1)

@@ -21,6 +21,8 @@ from botocore import xform_name
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 STAGES = ("dev", "prod")
 
 # Operations whose IAM action has another name (SQS authorises a batch as its single action).

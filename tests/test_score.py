@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.functional
+
 THRESHOLDS = {
     "family_f1": 0.97, "model_f1": 0.90, "fab_f1": 0.90, "use_f1": 0.90, "shift_f1": 0.80, "nvidia_f1": 0.95,
 }

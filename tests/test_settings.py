@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.settings import SettingsError, settings
+from chalicelib.errors import SettingsError
+from chalicelib.settings import settings
+
+pytestmark = pytest.mark.unit
 
 
 def read(monkeypatch, **env: str):
@@ -68,6 +71,7 @@ def test_the_message_names_the_setting_but_never_echoes_a_webhook_url(monkeypatc
     assert "CHIPTRACKER_SLACK_WEBHOOK_URL" in str(failed.value) and "secret" not in str(failed.value)
 
 
+@pytest.mark.functional
 def test_the_app_does_not_start_with_a_bad_sender(monkeypatch, python):
     import subprocess
 

@@ -9,8 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.duplicates import NEAR_DUPLICATE_DAYS
+from chalicelib.errors import BadCursor, StoreError
+from chalicelib.keys import event_id
 from chalicelib.models import Article, ArticleRef, EventQuery, Evidence, FeedState, Sighting, StoredEvent
-from chalicelib.store import NEAR_DUPLICATE_DAYS, BadCursor, StoreError, event_id, open_store
+from chalicelib.store import open_store
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -267,11 +272,25 @@ def test_article_stats_by_day_range(store):
     assert list(store.article_stats(date(2026, 11, 2), date(2026, 11, 2))) == []
 
 
+def test_a_once_only_job_is_claimed_once_and_is_no_sighting(store):
+    from chalicelib.keys import MarkerKind
+    from chalicelib.models import Marker
+
+    done = Marker(kind=MarkerKind.DIGEST_SENT, name="2026-11-26", done_at=T0)
+    assert store.get_marker(MarkerKind.DIGEST_SENT, "2026-11-26") is None
+    assert store.claim_marker(done)
+    assert not store.claim_marker(done.model_copy(update={"done_at": T0 + timedelta(hours=1)}))  # the first stays
+    assert store.get_marker(MarkerKind.DIGEST_SENT, "2026-11-26") == done
+    assert store.get_marker(MarkerKind.DIGEST_SENT, "2026-11-27") is None
+    assert store.get_marker(MarkerKind.CATALOG_SEEDED, "2026-11-26") is None  # kinds apart
+    assert all(store.list_sightings(kind) == [] for kind in ("seen", "chip", "fab"))
+
+
 def test_sightings_are_listed_by_kind(store):
     for key in ("chip|huawei|ascend|910C", "chip|baidu|kunlun|", "fab|huawei|ascend|910C|smic"):
         assert store.claim_sighting(Sighting(key=key, event_id="e", first_seen=T0))
-    assert [s.key for s in store.list_sightings("chip")] == ["chip|baidu|kunlun|", "chip|huawei|ascend|910C"]
-    assert [s.key for s in store.list_sightings("fab")] == ["fab|huawei|ascend|910C|smic"]
+    assert [str(s.key) for s in store.list_sightings("chip")] == ["chip|baidu|kunlun|", "chip|huawei|ascend|910C"]
+    assert [str(s.key) for s in store.list_sightings("fab")] == ["fab|huawei|ascend|910C|smic"]
     assert store.get_sighting("chip|baidu|kunlun|").event_id == "e"
 
 

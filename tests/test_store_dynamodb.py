@@ -9,10 +9,14 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.errors import StoreError
 from chalicelib.models import EventQuery, FeedState, Sighting
-from chalicelib.store import StoreError, compress_text, open_store, url_key
+from chalicelib.store import open_store
+from chalicelib.store.common import compress_text, url_key
 from chalicelib.store.dynamodb import DynamoDBStore, table_definition
 from tests.test_store import T0, make_article, make_event
+
+pytestmark = pytest.mark.functional
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from chalicelib.text import (
     tokenizer,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_normalise_folds_full_width_and_line_ends():
     assert normalise("昇腾９１０Ｃ，ＡＩ\r\nnext\rline") == "昇腾910C,AI\nnext\nline"

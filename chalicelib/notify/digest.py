@@ -18,9 +18,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from chalicelib.dates import utc_now
 from chalicelib.dependence import figures
+from chalicelib.errors import SettingsError
+from chalicelib.keys import MarkerKind, SightingKind
 from chalicelib.labels import chip_label, chip_name, evidence_fab_first, fab_evidence, is_unnamed, quotes
-from chalicelib.models import DependencePeriod, EventQuery, Sighting, StoredEvent
+from chalicelib.models import DependencePeriod, EventQuery, Marker, StoredEvent
+from chalicelib.settings import Settings
 from chalicelib.store import EventStore
 from chalicelib.text import one_line, printable
 
@@ -57,22 +61,22 @@ def build_digest(store: EventStore, day: date) -> DigestDay:
         events += page
         if cursor is None:
             break
-    firsts = {kind: _first_on(store, kind, day) for kind in ("chip", "fab")}
-    new_chip_events = {event.id for event in firsts["chip"]}
+    new_chips = _first_on(store, SightingKind.CHIP, day)
+    new_chip_ids = {event.id for event in new_chips}
     # a new chip's fab is shown with the chip; "new foundry" is a new fab for a chip known before
-    firsts["fab"] = [event for event in firsts["fab"] if event.id not in new_chip_events]
+    new_fabs = [event for event in _first_on(store, SightingKind.FAB, day) if event.id not in new_chip_ids]
     groups: dict[tuple, list[StoredEvent]] = {}
     for event in sorted(events, key=lambda e: (e.company, e.family, e.model or "", e.first_seen)):
         groups.setdefault((event.company, event.family, event.model), []).append(event)
     return DigestDay(
-        day=day, events=len(events), new_chips=firsts["chip"], new_fabs=firsts["fab"],
+        day=day, events=len(events), new_chips=new_chips, new_fabs=new_fabs,
         groups=[ChipGroup(company=c, family=f, model=m, events=evs) for (c, f, m), evs in groups.items()],
         today=figures(store, day, day + timedelta(days=1), day.isoformat()),
         week_before=figures(store, day - timedelta(days=7), day, f"{day - timedelta(days=7)} to {day}"),
     )
 
 
-def _first_on(store: EventStore, kind: str, day: date) -> list[StoredEvent]:
+def _first_on(store: EventStore, kind: SightingKind, day: date) -> list[StoredEvent]:
     """The events that were the first sighting of a chip (or a fab) on `day`; the catalog seed is not news."""
     sightings = [s for s in store.list_sightings(kind) if s.first_seen.astimezone(UTC).date() == day]
     found = (store.get_event(s.event_id) for s in sightings if s.event_id != "catalog")
@@ -142,18 +146,14 @@ def due_day(now: datetime, hour: int, zone: str) -> date:
     return min(day, now.astimezone(UTC).date() - timedelta(days=1))
 
 
-def sent_marker(day: date) -> str:
-    return f"digest|{day.isoformat()}"
-
-
-def send_digest(store: EventStore, day: date, *, force: bool = False, now: datetime | None = None) -> str:
-    """Send the digest of `day` by mail (settings: recipients, sender, SMTP or SES) unless it went
+def send_digest(
+    store: EventStore, day: date, config: Settings, *, force: bool = False, now: datetime | None = None
+) -> str:
+    """Send the digest of `day` by mail (config: recipients, sender, SMTP or SES) unless it went
     out already; returns what happened, in words."""
     from chalicelib.notify.mail import send_mail
-    from chalicelib.settings import SettingsError, settings
 
-    config = settings()
-    if not force and store.get_sighting(sent_marker(day)):
+    if not force and store.get_marker(MarkerKind.DIGEST_SENT, day.isoformat()):
         return f"the digest of {day} was sent already (use --force to send it again)"
     if not config.digest_to or not config.digest_from:
         raise SettingsError("the digest needs CHIPTRACKER_DIGEST_TO and CHIPTRACKER_DIGEST_FROM")
@@ -163,5 +163,5 @@ def send_digest(store: EventStore, day: date, *, force: bool = False, now: datet
     else:
         send_mail(message(digest, config.digest_from, config.digest_to), config)
         outcome = f"sent the digest of {day} ({digest.events} events) to {len(config.digest_to)} recipient(s)"
-    store.claim_sighting(Sighting(key=sent_marker(day), event_id="digest", first_seen=now or datetime.now(UTC)))
+    store.claim_marker(Marker(kind=MarkerKind.DIGEST_SENT, name=day.isoformat(), done_at=now or utc_now()))
     return outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
+from chalicelib.errors import SettingsError
 from chalicelib.settings import Settings
 
 
@@ -13,7 +14,7 @@ def send_mail(mail: EmailMessage, config: Settings) -> None:
     mode = config.mail if config.mail != "auto" else ("smtp" if config.smtp_host else "ses")
     if mode == "smtp":
         if not config.smtp_host:
-            raise ValueError("CHIPTRACKER_MAIL=smtp needs CHIPTRACKER_SMTP_HOST")
+            raise SettingsError("CHIPTRACKER_MAIL=smtp needs CHIPTRACKER_SMTP_HOST")
         with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=30) as smtp:
             if config.smtp_starttls:
                 smtp.starttls()

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+from chalicelib.backoff import backoff, parse_retry_after
+from chalicelib.errors import DeliveryError
 from chalicelib.labels import chip_name, company_name, is_unnamed, quotes, unnamed_description
 from chalicelib.models import Alert
+from chalicelib.settings import Settings
 from chalicelib.store import EventStore
 from chalicelib.text import one_line
 
@@ -27,12 +29,6 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)  # how long a worker holds an alert while posting it
 RETRY_BASE = timedelta(minutes=2)
 RETRY_MAX = timedelta(hours=6)
-
-
-class DeliveryError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class AlertChannel(Protocol):
@@ -134,10 +130,9 @@ class SlackWebhook:
         except urllib3.exceptions.HTTPError as exc:
             raise DeliveryError(f"webhook unreachable: {exc}") from None
         if response.status != 200:  # Slack answers 200 "ok"; anything else was not posted
-            retry_after = response.headers.get("Retry-After")
             raise DeliveryError(
                 f"webhook answered HTTP {response.status}: {response.data[:200].decode('utf-8', 'replace')}",
-                float(retry_after) if retry_after and retry_after.isdigit() else None,
+                parse_retry_after(response.headers.get("Retry-After")),
             )
 
 
@@ -153,12 +148,9 @@ class FileSink:
             out.write(json.dumps(payload, ensure_ascii=False) + "\n")
 
 
-def configured_channel() -> AlertChannel | None:
+def configured_channel(config: Settings) -> AlertChannel | None:
     """The webhook from CHIPTRACKER_SLACK_WEBHOOK_URL, or from the SSM parameter named by
     CHIPTRACKER_SLACK_WEBHOOK_PARAM; locally, else the alerts file; deployed, else none (alerts wait)."""
-    from chalicelib.settings import settings
-
-    config = settings()
     if config.slack_webhook_url:
         return SlackWebhook(config.slack_webhook_url)
     if config.slack_webhook_param:
@@ -172,7 +164,7 @@ def configured_channel() -> AlertChannel | None:
             log.error("cannot read the Slack webhook from SSM parameter %s: %s", config.slack_webhook_param, exc)
             return None
         return SlackWebhook(parameter["Parameter"]["Value"])
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    if config.in_lambda:
         log.warning("no Slack webhook configured: alerts stay pending")
         return None
     return FileSink(config.alerts_file)
@@ -180,9 +172,12 @@ def configured_channel() -> AlertChannel | None:
 
 # The outbox ------------------------------------------------------------------------------------------
 
-def deliver_alerts(store: EventStore, channel: AlertChannel, now: datetime) -> tuple[int, int]:
-    """Send the due alerts; return (sent, failed). Safe to run from several workers at once."""
+def deliver_alerts(store: EventStore, channel: AlertChannel | None, now: datetime) -> tuple[int, int]:
+    """Send the due alerts; return (sent, failed). Safe to run from several workers at once. Without a
+    channel nothing is sent: the alerts wait in the outbox."""
     sent = failed = 0
+    if channel is None:
+        return sent, failed
     for listed in store.pending_alerts(now):
         # the list may be stale: the lease checks again that the alert is due, and returns it as stored
         alert = store.lease_alert(listed.key, now, now + LEASE)
@@ -192,9 +187,7 @@ def deliver_alerts(store: EventStore, channel: AlertChannel, now: datetime) -> t
         try:
             channel.send(alert_message(alert))
         except DeliveryError as exc:
-            wait = min(RETRY_BASE * 2 ** (attempts - 1), RETRY_MAX)
-            if exc.retry_after:
-                wait = max(wait, timedelta(seconds=exc.retry_after))
+            wait = backoff(attempts, RETRY_BASE, RETRY_MAX, exc.retry_after)
             store.update_alert(alert.model_copy(update={
                 "attempts": attempts, "last_error": str(exc)[:300], "next_attempt": now + wait}))
             log.warning("alert %s not delivered (attempt %d): %s", alert.key, attempts, exc)

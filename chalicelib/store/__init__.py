@@ -3,40 +3,21 @@
 `open_store(url)` picks the adapter from a URL:
 - `sqlite:///path/to/file.db` (relative paths are relative to the working folder);
 - `dynamodb://TABLE?region=eu-west-1&endpoint_url=http://127.0.0.1:8000&create=1`.
-Without a URL, the setting `CHIPTRACKER_DB`, else `sqlite:///.chiptracker/chiptracker.db`.
+The caller passes the URL (the setting `CHIPTRACKER_DB`, whose default is `sqlite:///.chiptracker/chiptracker.db`).
+Both adapters import `store.common` for what they share, never this package.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
-import zlib
+import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
-
-DEFAULT_DB = "sqlite:///.chiptracker/chiptracker.db"
-
-# Near-duplicate search: a 64-bit simhash split in 4 bands of 16 bits. Two texts within
-# NEAR_DUPLICATE_BITS differing bits share at least one band, so a band lookup finds them.
-SIMHASH_BANDS = 4
-NEAR_DUPLICATE_BITS = 3
-# A copy counts as a near-duplicate of articles stored within this many days. The window keeps the
-# band lookups small as the store grows; on DynamoDB expired band items are removed by TTL.
-NEAR_DUPLICATE_DAYS = 90
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or used (bad URL, unreachable, corrupt)."""
-
-
-class BadCursor(ValueError):
-    """A pagination cursor that this store did not issue, or that no longer fits the query."""
+from chalicelib.errors import StoreError
+from chalicelib.keys import MarkerKind, SightingKey, SightingKind
+from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
 
 
 class EventStore(Protocol):
@@ -63,7 +44,7 @@ class EventStore(Protocol):
 
     def find_near_duplicate(self, simhash: int, exclude_url: str) -> str | None:
         """The URL of an article stored (fetched) in the last NEAR_DUPLICATE_DAYS whose simhash is
-        within NEAR_DUPLICATE_BITS bits."""
+        within NEAR_DUPLICATE_BITS bits (chalicelib.duplicates)."""
         ...
 
     def articles_to_retry(self, now: datetime, limit: int = 100) -> list[Article]:
@@ -114,7 +95,7 @@ class EventStore(Protocol):
         """Alerts not sent yet whose next attempt is due, oldest first."""
         ...
 
-    def lease_alert(self, key: str, now: datetime, until: datetime) -> Alert | None:
+    def lease_alert(self, key: SightingKey, now: datetime, until: datetime) -> Alert | None:
         """Take a pending alert that is due at `now` for sending until `until`, and return it as
         stored; None if it is sent, not due (another worker failed it meanwhile), or leased by
         another worker whose lease has not run out."""
@@ -124,20 +105,24 @@ class EventStore(Protocol):
         """Record a delivery attempt (sent, or its error and next attempt); ends the lease."""
         ...
 
-    def get_sighting(self, key: str) -> Sighting | None: ...
+    def get_sighting(self, key: SightingKey) -> Sighting | None: ...
 
-    def list_sightings(self, kind: str) -> list[Sighting]:
-        """Every first sighting of a kind ("chip" or "fab"), in key order."""
+    def list_sightings(self, kind: SightingKind) -> list[Sighting]:
+        """Every first sighting of a kind, in key order."""
         ...
+
+    # once-only jobs
+    def claim_marker(self, marker: Marker) -> bool:
+        """Record that a once-only job is done; True only for the one writer that recorded it first."""
+        ...
+
+    def get_marker(self, kind: MarkerKind, name: str) -> Marker | None: ...
 
     def close(self) -> None: ...
 
 
-def open_store(url: str | None = None) -> EventStore:
-    if not url:
-        from chalicelib.settings import settings
-
-        url = settings().db or DEFAULT_DB
+def open_store(url: str) -> EventStore:
+    """The store at `url`; StoreError if the URL is not one, or the store cannot be opened."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from chalicelib.store.sqlite import SQLiteStore
@@ -162,86 +147,20 @@ def open_store(url: str | None = None) -> EventStore:
     raise StoreError(f"unknown store URL {url!r}: use sqlite:///FILE or dynamodb://TABLE")
 
 
-# Helpers both adapters share ------------------------------------------------------------------
+class LazyStore:
+    """The one store of a process, opened on first use (a cold start that needs no store opens none).
+    Calling it gives the store; `use` puts another in its place (tests, a local server)."""
 
-def event_id(article_url: str, company: str, family: str, model: str | None) -> str:
-    """Stable id of an event: the same article and chip always give the same id."""
-    key = "|".join((article_url, company, family, model or ""))
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
+    def __init__(self, url: str) -> None:
+        self._url, self._store = url, None
+        self._lock = threading.Lock()
 
+    def __call__(self) -> EventStore:
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self._url)
+            return self._store
 
-def chip_key(company: str, family: str, model: str | None) -> str:
-    """"huawei|ascend|910C"; a family-level chip has an empty model: "huawei|ascend|"."""
-    return f"{company}|{family}|{model or ''}"
-
-
-def url_key(url: str) -> str:
-    """A fixed-length key for a URL (DynamoDB keys and SQLite indexes stay small)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:32]
-
-
-def timestamp(value: datetime) -> str:
-    """UTC, fixed width, so that string order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def compress_text(text: str) -> bytes:
-    return zlib.compress(text.encode("utf-8"), 6)
-
-
-def decompress_text(blob: bytes | None) -> str:
-    return zlib.decompress(blob).decode("utf-8") if blob else ""
-
-
-def near_duplicate_expiry(article: Article) -> int:
-    """When an article stops counting for near-duplicates, in Unix seconds (DynamoDB's TTL unit)."""
-    return int((article.fetched_at + timedelta(days=NEAR_DUPLICATE_DAYS)).timestamp())
-
-
-def simhash_bands(simhash: int) -> list[int]:
-    width = 64 // SIMHASH_BANDS
-    return [(simhash >> (i * width)) & ((1 << width) - 1) for i in range(SIMHASH_BANDS)]
-
-
-def is_near(a: int, b: int) -> bool:
-    return (a ^ b).bit_count() <= NEAR_DUPLICATE_BITS
-
-
-def encode_cursor(event: StoredEvent, query: EventQuery) -> str:
-    """An opaque cursor: the last event's sort key, tied to the query it pages through."""
-    payload = {"t": timestamp(event.first_seen), "id": event.id, "q": _query_digest(query)}
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, query: EventQuery) -> tuple[str, str]:
-    """(first_seen timestamp, id) of the cursor; BadCursor if forged, broken or for another query."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-        stamp, last_id, digest = payload["t"], payload["id"], payload["q"]
-        datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise BadCursor("cursor is not one this API issued") from exc
-    if not (isinstance(last_id, str) and isinstance(digest, str)) or digest != _query_digest(query):
-        raise BadCursor("cursor belongs to another query")
-    return stamp, last_id
-
-
-def _query_digest(query: EventQuery) -> str:
-    filters = query.model_dump(mode="json", exclude={"limit"})
-    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def matches(event: StoredEvent, query: EventQuery) -> bool:
-    """Whether an event passes the query's filters (adapters use it after an indexed read)."""
-    return (
-        (query.company is None or event.company == query.company)
-        and (query.family is None or event.family == query.family)
-        and (query.model is None or event.model == query.model)
-        and (query.fab is None or event.fab == query.fab)
-        and (query.use is None or event.use == query.use)
-        and (query.lang is None or event.lang == query.lang)
-        and (query.nvidia is None or query.nvidia in event.nvidia_models)
-        and (query.since is None or event.first_seen >= query.since)
-        and (query.until is None or event.first_seen < query.until)
-    )
+    def use(self, store: EventStore | None) -> None:
+        with self._lock:
+            self._store = store

@@ -16,6 +16,7 @@ Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so str
 | first sighting   | `SIGHTING#<kind>`           | rest of the key  | event_id, first_seen ("chip|huawei|ascend|910C"|
 |                  |                             |                  | is kind "chip", rest "huawei|ascend|910C");    |
 |                  |                             |                  | alert (JSON), lease_until; gsi1 while pending  |
+| once-only job    | `SIGHTING#digest`, `#seed`  | the day, version | event_id (the kind), first_seen (when done)    |
 | article stats    | `STATS#YYYY-MM`             | `<day>#<url_key>`| data (ArticleStats JSON)                       |
 | event months     | `META`                      | `MONTHS`         | months (string set of `YYYY-MM`)               |
 
@@ -49,18 +50,16 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
-from chalicelib.store import (
-    StoreError,
-    chip_key,
+from chalicelib.duplicates import is_near, near_duplicate_expiry, simhash_bands
+from chalicelib.errors import StoreError
+from chalicelib.keys import MarkerKind, SightingKey, SightingKind, chip_key
+from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
+from chalicelib.store.common import (
     compress_text,
     decode_cursor,
     decompress_text,
     encode_cursor,
-    is_near,
     matches,
-    near_duplicate_expiry,
-    simhash_bands,
     timestamp,
     url_key,
 )
@@ -408,7 +407,7 @@ class DynamoDBStore:
         )
         return [Alert.model_validate_json(item["alert"]["S"]) for item in itertools.islice(items, limit)]
 
-    def lease_alert(self, key: str, now: datetime, until: datetime) -> Alert | None:
+    def lease_alert(self, key: SightingKey, now: datetime, until: datetime) -> Alert | None:
         kind, rest = _sighting_key(key)
         try:
             answer = self.client.update_item(
@@ -441,14 +440,23 @@ class DynamoDBStore:
             ExpressionAttributeValues=_values(**attributes),
         )
 
-    def get_sighting(self, key: str) -> Sighting | None:
+    def get_sighting(self, key: SightingKey) -> Sighting | None:
         kind, rest = _sighting_key(key)
         item = self._get(f"SIGHTING#{kind}", rest)
         return _sighting(kind, item) if item else None
 
-    def list_sightings(self, kind: str) -> list[Sighting]:
+    def list_sightings(self, kind: SightingKind) -> list[Sighting]:
         items = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=_values(pk=f"SIGHTING#{kind}"))
         return [_sighting(kind, item) for item in items]
+
+    # once-only jobs: items beside the sightings (SIGHTING#digest, SIGHTING#seed), without alerts ----
+    def claim_marker(self, marker: Marker) -> bool:
+        return self._put_new(_item(pk=f"SIGHTING#{marker.kind}", sk=marker.name, event_id=str(marker.kind),
+                                   first_seen=timestamp(marker.done_at)))
+
+    def get_marker(self, kind: MarkerKind, name: str) -> Marker | None:
+        item = self._get(f"SIGHTING#{kind}", name)
+        return Marker(kind=kind, name=name, done_at=datetime.fromisoformat(item["first_seen"]["S"])) if item else None
 
     # low-level helpers --------------------------------------------------------------------------
     def _get(self, pk: str, sk: str, **options: Any) -> Item | None:
@@ -488,8 +496,8 @@ def _alert_attributes(alert: Alert | None) -> dict[str, str]:
     return attributes
 
 
-def _sighting_key(key: str) -> tuple[str, str]:
-    kind, _, rest = key.partition("|")
+def _sighting_key(key: SightingKey | str) -> tuple[str, str]:
+    kind, _, rest = str(key).partition("|")
     return kind, rest or "-"
 
 

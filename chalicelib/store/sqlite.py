@@ -10,16 +10,14 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Sighting, StoredEvent
-from chalicelib.store import (
-    chip_key,
+from chalicelib.duplicates import is_near, near_duplicate_expiry, simhash_bands
+from chalicelib.keys import MarkerKind, SightingKey, SightingKind, chip_key, marker_key, sighting_prefix
+from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
+from chalicelib.store.common import (
     compress_text,
     decode_cursor,
     decompress_text,
     encode_cursor,
-    is_near,
-    near_duplicate_expiry,
-    simhash_bands,
     timestamp,
 )
 
@@ -260,7 +258,7 @@ class SQLiteStore:
         return bool(
             self._db().execute(
                 "INSERT OR IGNORE INTO sightings (key, event_id, first_seen, alert, alert_due) VALUES (?, ?, ?, ?, ?)",
-                (sighting.key, sighting.event_id, timestamp(sighting.first_seen), *_alert_columns(alert)),
+                (str(sighting.key), sighting.event_id, timestamp(sighting.first_seen), *_alert_columns(alert)),
             ).rowcount
         )
 
@@ -271,30 +269,44 @@ class SQLiteStore:
         ).fetchall()
         return [Alert.model_validate_json(r[0]) for r in rows]
 
-    def lease_alert(self, key: str, now: datetime, until: datetime) -> Alert | None:
+    def lease_alert(self, key: SightingKey, now: datetime, until: datetime) -> Alert | None:
         row = self._db().execute(
             "UPDATE sightings SET lease_until = ? WHERE key = ? AND alert_due <= ? "
             "AND (lease_until IS NULL OR lease_until <= ?) RETURNING alert",
-            (timestamp(until), key, timestamp(now), timestamp(now)),
+            (timestamp(until), str(key), timestamp(now), timestamp(now)),
         ).fetchone()
         return Alert.model_validate_json(row[0]) if row else None
 
     def update_alert(self, alert: Alert) -> None:
         self._db().execute(
             "UPDATE sightings SET alert = ?, alert_due = ?, lease_until = NULL WHERE key = ?",
-            (*_alert_columns(alert), alert.key),
+            (*_alert_columns(alert), str(alert.key)),
         )
 
-    def get_sighting(self, key: str) -> Sighting | None:
-        row = self._db().execute("SELECT key, event_id, first_seen FROM sightings WHERE key = ?", (key,)).fetchone()
+    def get_sighting(self, key: SightingKey) -> Sighting | None:
+        row = self._db().execute(
+            "SELECT key, event_id, first_seen FROM sightings WHERE key = ?", (str(key),)).fetchone()
         return _sighting(row) if row else None
 
-    def list_sightings(self, kind: str) -> list[Sighting]:
+    def list_sightings(self, kind: SightingKind) -> list[Sighting]:
+        prefix = sighting_prefix(kind)
         rows = self._db().execute(  # "chip|" ≤ key < "chip}": the keys that start with "chip|"
             "SELECT key, event_id, first_seen FROM sightings WHERE key >= ? AND key < ? ORDER BY key",
-            (f"{kind}|", f"{kind}}}"),
+            (prefix, prefix[:-1] + "}"),
         ).fetchall()
         return [_sighting(r) for r in rows]
+
+    # once-only jobs: rows of the sightings table (keys "digest|…", "seed|…"), without alerts --------
+    def claim_marker(self, marker: Marker) -> bool:
+        return bool(self._db().execute(
+            "INSERT OR IGNORE INTO sightings (key, event_id, first_seen) VALUES (?, ?, ?)",
+            (marker_key(marker.kind, marker.name), str(marker.kind), timestamp(marker.done_at)),
+        ).rowcount)
+
+    def get_marker(self, kind: MarkerKind, name: str) -> Marker | None:
+        row = self._db().execute(
+            "SELECT first_seen FROM sightings WHERE key = ?", (marker_key(kind, name),)).fetchone()
+        return Marker(kind=kind, name=name, done_at=datetime.fromisoformat(row[0])) if row else None
 
 
 def _article(row: tuple) -> Article:

@@ -1,0 +1,168 @@
+"""What each route answers, as plain functions: the store and the request's parameters in, an ApiResponse out.
+
+Every read is a Query or GetItem on DynamoDB, an indexed query on SQLite. `handle` turns every
+failure into the error shape (status 400 for a bad parameter, named; 404; never a stack or a 500
+page for any input).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+from chalicelib import __version__
+from chalicelib.api import query
+from chalicelib.api.formats import ATOM, CSV, ApiResponse, atom_feed, error, events_csv, json_response
+from chalicelib.catalog import load_catalog
+from chalicelib.dependence import DEFINITION, empty_period, months_back, next_period, period_name, period_start, tally
+from chalicelib.errors import ApiError, BadCursor
+from chalicelib.keys import SightingKind, chip_key
+from chalicelib.models import (
+    ChipsResponse,
+    ChipSummary,
+    DependencePeriod,
+    DependenceResponse,
+    EventsPage,
+    FabClaims,
+    FeedsResponse,
+    Health,
+    Source,
+    StoredEvent,
+)
+from chalicelib.store import EventStore
+
+log = logging.getLogger(__name__)
+
+CLAIMS_READ_PER_CHIP = 500  # /chips reads each chip's newest claims up to this many
+SOURCES_PER_FAB = 5  # /chips lists the newest sources of each fab claim
+MAX_RANGE = timedelta(days=3 * 366)  # /dependence looks back at most three years at once
+
+
+def handle(view: Callable[..., ApiResponse], *args: object, **kwargs: object) -> ApiResponse:
+    """Run a view; turn every failure into the API's error shape (never an HTML page or a stack)."""
+    try:
+        return view(*args, **kwargs)
+    except ApiError as exc:
+        return error(exc.status, str(exc), exc.parameter)
+    except BadCursor as exc:
+        return error(400, f"cursor: {exc}", "cursor")
+    except Exception:
+        log.exception("API route %s failed", getattr(view, "__name__", view))
+        return error(500, "internal error; it has been logged")
+
+
+def list_events(store: EventStore, params: query.Params | None, headers: dict[str, str]) -> ApiResponse:
+    values = query.single(params, (*query.FILTER_NAMES, "limit", "cursor", "format"))
+    wanted = query.event_query(values)
+    chosen = query.choice("format", values["format"], ["json", "csv"]) if "format" in values else None
+    wants_csv = chosen == "csv" or (chosen is None and "text/csv" in headers.get("accept", ""))
+    events, next_cursor = store.query_events(wanted, query.cursor(values))
+    if wants_csv:
+        extra = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+        return ApiResponse(200, events_csv(events), CSV, extra)
+    return json_response(EventsPage(events=events, next_cursor=next_cursor))
+
+
+def events_atom(store: EventStore, params: query.Params | None, self_url: str) -> ApiResponse:
+    values = query.single(params, (*query.FILTER_NAMES, "limit"))
+    events, _ = store.query_events(query.event_query(values))
+    return ApiResponse(200, atom_feed(events, self_url), ATOM)
+
+
+def get_event(store: EventStore, event_id: str) -> ApiResponse:
+    event = store.get_event(event_id) if query.EVENT_ID.fullmatch(event_id or "") else None
+    if event is None:
+        raise ApiError(404, f"no event with id {event_id[:40]!r}", "event_id")
+    return json_response(event)
+
+
+def list_chips(store: EventStore, params: query.Params | None) -> ApiResponse:
+    values = query.single(params, ("company", "family"))
+    catalog = load_catalog()
+    choices = {spec.name: spec.choices(catalog) for spec in query.FILTERS if spec.name in ("company", "family")}
+    wanted = {name: query.choice(name, value, choices[name]) for name, value in values.items()}
+    chips: dict[str, ChipSummary] = {}
+    for family in catalog.families:
+        if family.report:
+            for model in [None, *(m.id for m in family.models)]:
+                chips[chip_key(family.company, family.id, model)] = ChipSummary(
+                    company=family.company, family=family.id, model=model, in_catalog=True)
+    # reported families, and "unnamed": a company's chip without a name is listed once it is sighted
+    # ("seen|alibaba|unnamed|"), never as a catalog chip (in_catalog false, model null)
+    reported = set(catalog.reported_family_ids)
+    # SEEN sightings: each chip's first event in the news (the catalog's seed is not news)
+    for sighting in store.list_sightings(SightingKind.SEEN):
+        seen = sighting.key
+        if seen.family not in reported:
+            continue
+        summary = chips.setdefault(chip_key(seen.company, seen.family, seen.model), ChipSummary(
+            company=seen.company, family=seen.family, model=seen.model, in_catalog=False))
+        summary.first_seen = sighting.first_seen
+        _add_claims(summary, store.chip_claims(seen.company, seen.family, seen.model, CLAIMS_READ_PER_CHIP))
+    selected = [
+        c for c in chips.values()
+        if wanted.get("company", c.company) == c.company and wanted.get("family", c.family) == c.family
+    ]
+    selected.sort(key=lambda c: (c.company, c.family, c.model or ""))
+    return json_response(ChipsResponse(chips=selected, claims_read_per_chip=CLAIMS_READ_PER_CHIP))
+
+
+def _add_claims(summary: ChipSummary, claims: list[StoredEvent]) -> None:
+    """Group a chip's claims by fab (newest first), and count its uses."""
+    by_fab: dict[str, list[StoredEvent]] = {}
+    for event in claims:
+        if event.fab:
+            by_fab.setdefault(event.fab, []).append(event)
+        if event.use:
+            summary.uses[event.use] = summary.uses.get(event.use, 0) + 1
+    summary.fabs = [
+        FabClaims(
+            fab=fab, claims=len(events), first_claimed=min(e.first_seen for e in events),
+            previous_fabs=sorted({e.previous_fab for e in events if e.previous_fab}),
+            sources=[
+                Source(event_id=e.id, url=e.article.url, title=e.article.title, published=e.article.published,
+                       first_seen=e.first_seen)
+                for e in events[:SOURCES_PER_FAB]
+            ],
+        )
+        for fab, events in sorted(by_fab.items(), key=lambda item: -len(item[1]))
+    ]
+
+
+def dependence(store: EventStore, params: query.Params | None) -> ApiResponse:
+    values = query.single(params, ("by", "since", "until"))
+    by = query.choice("by", values.get("by", "week"), ["week", "month"])
+    today = datetime.now(UTC).date()
+    until = period_start(query.moment("until", values["until"]).date(), by) if "until" in values else None
+    until = until or next_period(period_start(today, by), by)
+    since = period_start(query.moment("since", values["since"]).date(), by) if "since" in values else None
+    since = since or (until - timedelta(weeks=12) if by == "week" else months_back(until, 6))
+    if since >= until:
+        raise ApiError(400, "since must be before until", "since")
+    if until - since > MAX_RANGE:
+        raise ApiError(400, "at most three years at once", "since")
+    periods: dict[date, DependencePeriod] = {}
+    start = since
+    while start < until:
+        periods[start] = empty_period(period_name(start, by), start, next_period(start, by))
+        start = periods[start].end
+    tally(periods, store.article_stats(since, until), lambda day: period_start(day, by))
+    return json_response(DependenceResponse(by=by, since=since, until=until, definition=DEFINITION,
+                                            periods=list(periods.values())))
+
+
+def list_feeds(store: EventStore, params: query.Params | None) -> ApiResponse:
+    query.single(params, ())
+    return json_response(FeedsResponse(feeds=store.list_feeds()))
+
+
+def health() -> ApiResponse:
+    return json_response(Health(status="ok", version=__version__))
+
+
+def openapi() -> ApiResponse:
+    from chalicelib.api.openapi import openapi_document
+
+    return ApiResponse(200, json.dumps(openapi_document()))
