@@ -111,7 +111,8 @@ def _ingest(feeds: list[str], args: argparse.Namespace, allow_loopback: bool) ->
 
     config = settings()
     with _open(args) as store:
-        summary = run_cycle(feeds, store, Options(allow_loopback=allow_loopback), args.workers,
+        options = Options(allow_loopback=allow_loopback, google_news_url=config.google_news_url)
+        summary = run_cycle(feeds, store, options, args.workers,
                             progress=_progress(len(feeds)), channel=configured_channel(config),
                             seed=config.seed_catalog)
     for result in summary.results:
@@ -185,6 +186,20 @@ def _cmd_feeds(args: argparse.Namespace) -> int:
         for state in store.list_feeds():
             _say(state.model_dump_json())
     return 0
+
+
+def _cmd_feeds_check(args: argparse.Namespace) -> int:
+    """Each listed feed read once (nothing stored): a line per feed, a summary; exit 1 if a feed failed."""
+    from chalicelib.feedcheck import check_feeds, summary_line
+    from chalicelib.feeds import BUNDLED_FEEDS, load_feed_list
+    from chalicelib.ingest import Options
+
+    feeds = load_feed_list(args.feeds or settings().feeds or BUNDLED_FEEDS)
+    options = Options(allow_loopback=args.allow_loopback, google_news_url=settings().google_news_url)
+    reports = check_feeds(feeds, options, pages=max(args.pages, 0), workers=args.workers,
+                          progress=lambda report: _say(report.line()))
+    _say(summary_line(reports))
+    return 1 if any(not report.ok for report in reports) else 0
 
 
 def _cmd_reextract(args: argparse.Namespace) -> int:
@@ -296,8 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     events.add_argument("--brief", action="store_true", help="one readable line per event instead of JSON")
     events.set_defaults(run=_cmd_events)
 
-    feeds = with_db(commands.add_parser("feeds", help="each feed's state as JSON lines"))
+    feeds = with_db(commands.add_parser("feeds", help="each feed's state as JSON lines; `feeds check` reads them"))
     feeds.set_defaults(run=_cmd_feeds)
+    check = with_fetching(feeds.add_subparsers(dest="feeds_command").add_parser(
+        "check", help="fetch each listed feed once and report what it gives (needs internet; stores nothing)"))
+    check.add_argument("--feeds", help="a feed list (one URL a line) or an OPML file; default: the bundled list")
+    check.add_argument("--pages", type=int, default=5, help="articles read per feed (default 5)")
+    check.set_defaults(run=_cmd_feeds_check)
 
     reextract = with_db(commands.add_parser("reextract", help="rebuild events from stored texts (no fetching)"))
     reextract.set_defaults(run=_cmd_reextract)

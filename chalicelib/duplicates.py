@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from hashlib import blake2b
 
 from chalicelib.models import Article
 
@@ -26,13 +27,21 @@ _WORD = re.compile(r"\w+")
 
 def simhash(text: str, lang: str | None) -> int:
     """64-bit simhash of the text's start. Chinese and Japanese have no spaces: hash character pairs."""
-    from trafilatura.deduplication import Simhash
+    from trafilatura.deduplication import sample_tokens
 
     text = text[:SIMHASH_CHARS]
     if lang in ("zh", "ja"):
         chars = "".join(_WORD.findall(text))
         text = " ".join(chars[i:i + 2] for i in range(len(chars) - 1))
-    return Simhash(text).hash
+    return _charikar(sample_tokens(text))
+
+
+def _charikar(tokens: list[str]) -> int:
+    """trafilatura's `Simhash(text).hash`, bit for bit, without its per-token list of 64 ±1s: bit i is set
+    when at least half the tokens' blake2b hashes have it, so each bit is one count over the tokens'
+    hashes written out in binary (bit 63 first)."""
+    bits = "".join(format(int.from_bytes(blake2b(t.encode(), digest_size=8).digest(), "big"), "064b") for t in tokens)
+    return sum(1 << (63 - column) for column in range(64) if 2 * bits[column::64].count("1") >= len(tokens))
 
 
 def simhash_bands(simhash: int) -> list[int]:

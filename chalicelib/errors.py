@@ -110,6 +110,13 @@ class NotHTML(FetchError):
     kind, permanent = "not_html", True
 
 
+class Unwrap(FetchError):
+    """A news-search link (Google News, Bing News) whose publisher URL could not be found: the
+    wrapper is never fetched as if it were the article; retried later."""
+
+    kind = "unwrap"
+
+
 class Internal(FetchError):
     """The pipeline itself failed on a page (a bug): kept as a failed article, retried later."""
 

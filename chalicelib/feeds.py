@@ -14,8 +14,13 @@ from chalicelib.backoff import backoff
 from chalicelib.errors import FeedError, FetchError, describe_error
 from chalicelib.fetch import DEFAULT_LIMITS, Limits, fetch
 from chalicelib.models import FeedEntry, FeedState, JobStatus
+from chalicelib.newslinks import unwrap_offline
 
 BUNDLED_FEEDS = Path(__file__).with_name("feeds.txt")
+
+# An entry's own text (content or summary) is kept up to this many characters: a long-form article
+# is 20,000 to 60,000, and extraction reads the first 100,000 of any text.
+MAX_ENTRY_CHARS = 200_000
 
 # A failing feed waits 15 min, 30, 1 h, 2 h … (or what Retry-After asks, if longer);
 # after PARK_AFTER failures in a row it is parked: tried once a day, and shown as parked.
@@ -76,12 +81,13 @@ def fetch_feed(state: FeedState, *, allow_loopback: bool = False, limits: Limits
 
 
 def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[FeedEntry]:
-    """Entries of a feed (RSS, Atom, RDF, JSON Feed) with absolute, canonical links and one-line,
-    printable titles. The feed is decoded here (web encodings only) and handed to feedparser as UTF-8."""
+    """Entries of a feed (RSS, Atom, RDF, JSON Feed) with absolute, canonical links, one-line,
+    printable titles and their own text. A news-search link that holds the publisher's URL
+    (Bing, older Google ids) is unwrapped here, so that dedup sees the publisher's URL; the
+    feed is decoded here (web encodings only) and handed to feedparser as UTF-8."""
     import feedparser
 
     from chalicelib.decoding import decode_feed
-    from chalicelib.text import one_line
 
     if not body.strip():
         raise FeedError("empty response, not a feed")
@@ -95,13 +101,48 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_url: str) -> list[Feed
         link = urljoin(feed_url, link)
         if urlsplit(link).scheme not in ("http", "https"):
             continue
+        publisher = unwrap_offline(link)
+        title = _title(item)
         entries.append(FeedEntry(
-            feed=feed_url, url=canonical_url(link), link=link, guid=(item.get("id") or None),
-            title=one_line(item.get("title") or "")[:500], published=_published(item),
+            feed=feed_url, url=canonical_url(publisher or link), link=publisher or link,
+            via=link if publisher else None, guid=(item.get("id") or None), title=title,
+            published=_published(item), text=_entry_text(item, title),
         ))
     if parsed.bozo and not entries:  # a broken document (cut off, not XML …) that gave nothing usable
         raise FeedError(f"not a readable feed: {parsed.get('bozo_exception', 'malformed')}")
     return entries
+
+
+def _title(item: dict) -> str:
+    """One printable line; a news-search feed's " - Publisher" suffix dropped (the outlet is its source)."""
+    from chalicelib.text import one_line
+
+    title = one_line(item.get("title") or "")
+    outlet = one_line((item.get("source") or {}).get("title") or "")
+    if outlet and title.endswith(f" - {outlet}"):
+        title = title[: -len(outlet) - 3].rstrip()
+    return title[:500]
+
+
+def _entry_text(item: dict, title: str) -> str:
+    """The entry's own text: the longest of its content and summary, as plain text in paragraphs,
+    cut at MAX_ENTRY_CHARS; "" when it says no more than the title and the outlet's name (a
+    news-search feed's description is just those)."""
+    from chalicelib.text import html_text, truncate
+
+    values = [c.get("value") or "" for c in item.get("content") or []] + [item.get("summary") or ""]
+    text = max((html_text(v[: MAX_ENTRY_CHARS * 4]) for v in values if v.strip()), key=len, default="")
+    rest = text
+    for known in (title, (item.get("source") or {}).get("title") or ""):
+        rest = rest.replace(known, " ") if known else rest
+    if sum(ch.isalnum() for ch in rest) < _MIN_ENTRY_WORD_CHARS:
+        return ""
+    return truncate(text, MAX_ENTRY_CHARS) if len(text) > MAX_ENTRY_CHARS else text
+
+
+# An entry text with fewer letters and digits than this, once the title and outlet are taken out,
+# adds nothing (about five words of English, or a short phrase of Chinese).
+_MIN_ENTRY_WORD_CHARS = 20
 
 
 def _as_utf8(headers: dict[str, str]) -> str:

@@ -74,8 +74,10 @@ def fetch(
     allow_loopback: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     headers: dict[str, str] | None = None,
+    data: bytes | None = None,
 ) -> Response:
-    """GET `url` within `limits`. A 2xx or 304 is returned; anything else raises FetchError."""
+    """GET `url` (POST `data`, if given) within `limits`. A 2xx or 304 is returned; anything else
+    raises FetchError. A redirect other than 307/308 turns a POST into a GET, as browsers do."""
     started = time.monotonic()
     visited: list[str] = []
     with _Deadline(limits.total_timeout) as deadline:
@@ -85,10 +87,11 @@ def fetch(
             if len(visited) > limits.max_redirects:
                 raise TooManyRedirects(f"more than {limits.max_redirects} redirects")
             visited.append(url)
-            status, response_headers, connection = _request(url, allow_loopback, limits, deadline, headers or {})
+            status, response_headers, connection = _request(url, allow_loopback, limits, deadline, headers or {}, data)
             if status in (301, 302, 303, 307, 308) and response_headers.get("location"):
                 connection.release_conn()
                 url = urljoin(url, response_headers["location"])
+                data = data if status in (307, 308) else None
                 continue
             try:
                 if status >= 400:
@@ -175,7 +178,8 @@ class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
 
 
 def _request(
-    url: str, allow_loopback: bool, limits: Limits, deadline: _Deadline, headers: dict[str, str]
+    url: str, allow_loopback: bool, limits: Limits, deadline: _Deadline, headers: dict[str, str],
+    data: bytes | None = None,
 ) -> tuple[int, dict[str, str], urllib3.BaseHTTPResponse]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -204,8 +208,8 @@ def _request(
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         response = pool.urlopen(
-            "GET", target, headers=request_headers, redirect=False, retries=False,
-            preload_content=False, decode_content=False, assert_same_host=False,
+            "GET" if data is None else "POST", target, body=data, headers=request_headers, redirect=False,
+            retries=False, preload_content=False, decode_content=False, assert_same_host=False,
         )
     except urllib3.exceptions.HTTPError as exc:
         if deadline.expired:
@@ -217,6 +221,26 @@ def _request(
         response.release_conn()
         raise Timeout(f"no answer from {parts.hostname} within {deadline.seconds:g} s")
     return response.status, {k.lower(): v for k, v in response.headers.items()}, response
+
+
+def check_link(url: str, allow_loopback: bool = False) -> None:
+    """Refuse, without any lookup, a link that could never be fetched: not http(s), no host, or a
+    host that is itself a non-public address (an IP literal, `localhost`). For a link whose article
+    is read from its feed entry, so that the guard's refusal does not depend on a fetch."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidURL(f"not an http(s) URL: {url[:200]!r}")
+    if host == "localhost" or host.endswith(".localhost"):
+        if not allow_loopback:
+            raise Blocked(f"{host} is a loopback name; refused")
+        return
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return  # a name: judged by the addresses it resolves to, when fetched
+    if not _allowed(ip, allow_loopback):
+        raise Blocked(f"{host} resolves to {ip}, a non-public address; refused")
 
 
 def _vetted_address(host: str, port: int, allow_loopback: bool, deadline: _Deadline) -> str:

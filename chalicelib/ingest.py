@@ -10,6 +10,7 @@ extract-and-store half over the stored texts.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,8 +20,9 @@ from typing import NamedTuple
 from chalicelib.backoff import backoff
 from chalicelib.dates import utc_now
 from chalicelib.duplicates import simhash
-from chalicelib.errors import FetchError, Internal, Interrupted, NotHTML, describe_error
-from chalicelib.fetch import DEFAULT_LIMITS, Limits, fetch, read_page
+from chalicelib.errors import Blocked, FetchError, Internal, Interrupted, InvalidURL, NotHTML, Unwrap, describe_error
+from chalicelib.feeds import canonical_url
+from chalicelib.fetch import DEFAULT_LIMITS, Limits, check_link, fetch, read_page
 from chalicelib.keys import event_id
 from chalicelib.models import (
     MAX_TEXT_CHARS,
@@ -32,7 +34,9 @@ from chalicelib.models import (
     Extraction,
     FeedEntry,
     StoredEvent,
+    TextSource,
 )
+from chalicelib.newslinks import GOOGLE_NEWS_URL, decode_google, is_wrapper, needs_decoder
 from chalicelib.sightings import claim_sightings
 from chalicelib.store import EventStore
 
@@ -53,6 +57,7 @@ class Options:
     allow_loopback: bool = False  # fetch from 127.0.0.1 and ::1 (tests, the offline demo)
     limits: Limits = DEFAULT_LIMITS
     job_seconds: float = JOB_SECONDS  # a feed job's budget (chalicelib.jobs)
+    google_news_url: str = GOOGLE_NEWS_URL  # Google's decoding endpoint for opaque news-search ids
 
 
 DEFAULT_OPTIONS = Options()
@@ -96,7 +101,7 @@ def _ingest_entry(entry: FeedEntry, store: EventStore, options: Options, now: da
     if known and (known.status != ArticleStatus.FAILED or (known.next_attempt and known.next_attempt > now)):
         return PageResult(PageOutcome.KNOWN)
     if entry.guid and (holder := store.claim_guid(entry.guid, entry.url)):
-        store.put_article(_article(entry, now, status=ArticleStatus.DUPLICATE, duplicate_of=holder))
+        store.put_article(_article(entry, now, status=ArticleStatus.DUPLICATE, duplicate_of=holder, text=""))
         return PageResult(PageOutcome.DUPLICATE)
     attempts = known.attempts + 1 if known else 1
     return process_page(entry, store, options, now, attempts)
@@ -110,24 +115,109 @@ _INTERRUPTED = Interrupted("the worker stopped while reading this page (its time
 def process_page(
     entry: FeedEntry, store: EventStore, options: Options, now: datetime, attempts: int = 1
 ) -> PageResult:
-    """Fetch, read and extract one page, and store what came of it (an error too). The attempt
-    is recorded before the work starts (see _INTERRUPTED)."""
-    from chalicelib.catalog import load_catalog
-    from chalicelib.extract import extract, extractor_version
-    from chalicelib.text import detect_language, truncate, with_title
-
+    """Read one entry's article (its page, or the feed's own text), extract it, and store what came
+    of it (an error too). A news-search link still wrapped is unwrapped first. The attempt is
+    recorded before the page is fetched (see _INTERRUPTED)."""
+    if is_wrapper(entry.link):
+        return _process_wrapped(entry, store, options, now, attempts)
     article = _article(entry, now, attempts)
     store.put_article(_as_failure(article, _INTERRUPTED, now))  # a copy: `article` stays as it is
+    try:
+        read = read_entry(entry, options)
+    except FetchError as exc:
+        return record_failure(article, exc, store, now)
+    return _store_read(article, read, store, now)
+
+
+def _process_wrapped(entry: FeedEntry, store: EventStore, options: Options, now: datetime, attempts: int) -> PageResult:
+    """A news-search link the feed's parse could not unwrap (a current Google News id), ingested
+    under its publisher's URL. The wrapper is then stored as a pointer to it, so the next poll
+    neither asks the endpoint again nor reads the article twice; a wrapper that cannot be
+    unwrapped is a failed article, retried."""
+    try:
+        resolved = unwrap_entry(entry, options)
+    except FetchError as exc:
+        return record_failure(_article(entry, now, attempts), exc, store, now)
+    result = ingest_entry(resolved, store, options, now)
+    store.put_article(_article(entry, now, attempts, status=ArticleStatus.DUPLICATE, duplicate_of=resolved.url,
+                               text="", notes=["a news-search link: the article is stored under its publisher's URL"]))
+    return result
+
+
+def unwrap_entry(entry: FeedEntry, options: Options = DEFAULT_OPTIONS) -> FeedEntry:
+    """The entry under its publisher's URL, from Google's decoding endpoint where its link is a
+    Google News id that does not hold the URL. Raises FetchError (Unwrap: no URL to be had)."""
+    if not is_wrapper(entry.link):
+        return entry
+    if not needs_decoder(entry.link):
+        raise Unwrap("the news-search link holds no publisher URL")
+    publisher = decode_google(entry.link, base_url=options.google_news_url, allow_loopback=options.allow_loopback,
+                              limits=options.limits)
+    if is_wrapper(publisher):
+        raise Unwrap(f"the link decodes to another news-search link: {publisher[:200]}")
+    # the GUID stays with the wrapper's record: the resolved entry is the same item, not a duplicate of it
+    return entry.model_copy(update={"url": canonical_url(publisher), "link": publisher, "via": entry.link,
+                                    "guid": None})
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """The text an entry's article was read from, before the title is added and it is normalised."""
+
+    text: str
+    source: TextSource
+    notes: tuple[str, ...] = ()
+
+
+# An entry's own text this long is taken for the whole article, and its page is not fetched (feed
+# readers do the same): summaries run to a few hundred characters. A Han or kana character counts
+# three times, as it carries about as much as a short Latin word does.
+FULL_ENTRY_CHARS = 1_000
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# A summary that says it is one: cut off with an ellipsis, or ending in a "read more" link.
+_CUT_SHORT = re.compile(r"(\.\.\.|…|read more|continue reading|阅读全文|閱讀全文|查看全文|続きを読む)[\s\W]*$", re.I)
+
+
+def carries_article(text: str) -> bool:
+    """Whether a feed entry's text is the whole article rather than a summary."""
+    weight = len(text) + 2 * len(_CJK.findall(text, 0, FULL_ENTRY_CHARS))
+    return weight >= FULL_ENTRY_CHARS and not _CUT_SHORT.search(text[-60:])
+
+
+def read_entry(entry: FeedEntry, options: Options = DEFAULT_OPTIONS) -> ArticleText:
+    """The article's text for one feed entry: the entry's own text when it carries the whole
+    article; else the page's, unless the page fails, is a stub or gives less text than the entry,
+    when the entry's text is used. Raises FetchError when neither gives a text, and for a link the
+    tracker may not follow (blocked, invalid), whatever the entry says."""
+    check_link(entry.link, options.allow_loopback)
+    if carries_article(entry.text):
+        return ArticleText(entry.text, TextSource.FEED, ("the feed entry carries the article: page not fetched",))
     try:
         response = fetch(entry.link, allow_loopback=options.allow_loopback, limits=options.limits,
                          headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"})
         page = read_page(response)
-        if not page.text:
-            raise NotHTML("no article text found on the page")
+    except (Blocked, InvalidURL):
+        raise
     except FetchError as exc:
-        return record_failure(article, exc, store, now)
+        if not entry.text:
+            raise
+        return ArticleText(entry.text, TextSource.FEED, (f"page failed ({describe_error(exc)}): the feed's text used",))
+    if page.text and len(page.text) >= len(entry.text):
+        return ArticleText(page.text, TextSource.PAGE, page.notes)
+    if not entry.text:
+        raise NotHTML("no article text found on the page")
+    why = (f"the page gave {len(page.text):,} characters, the feed entry {len(entry.text):,}" if page.text
+           else "no article text on the page")
+    return ArticleText(entry.text, TextSource.FEED, (*page.notes, f"{why}: the feed's text used"))
 
-    text, article.notes = with_title(entry.title, page.text), list(page.notes)
+
+def _store_read(article: Article, read: ArticleText, store: EventStore, now: datetime) -> PageResult:
+    """The read article normalised, checked for near-duplicates, extracted and stored."""
+    from chalicelib.catalog import load_catalog
+    from chalicelib.extract import extract, extractor_version
+    from chalicelib.text import detect_language, truncate, with_title
+
+    text, article.notes, article.text_source = with_title(article.title, read.text), list(read.notes), read.source
     if len(text) > MAX_TEXT_CHARS:
         article.notes.append(f"text of {len(text):,} characters cut to {MAX_TEXT_CHARS:,}")
         text = truncate(text, MAX_TEXT_CHARS)
@@ -166,18 +256,26 @@ def record_failure(article: Article, error: FetchError, store: EventStore, now: 
 
 
 def _article(entry: FeedEntry, now: datetime, attempts: int = 1, **fields: object) -> Article:
+    """The entry's article record; its text is the entry's own until a text is read."""
     return Article(
-        url=entry.url, link=entry.link, guid=entry.guid, feed=entry.feed, title=entry.title,
-        published=entry.published, fetched_at=now, attempts=attempts, **{"status": ArticleStatus.OK, **fields},
+        url=entry.url, link=entry.link, via=entry.via, guid=entry.guid, feed=entry.feed, title=entry.title,
+        published=entry.published, fetched_at=now, attempts=attempts,
+        **{"status": ArticleStatus.OK, "text": entry.text, **fields},
     )
+
+
+def entry_to_retry(article: Article) -> FeedEntry:
+    """A failed article's feed entry again (a failed article keeps its entry's text), for its retry."""
+    return FeedEntry(feed=article.feed, url=article.url, link=article.link or article.url, via=article.via,
+                     guid=article.guid, title=article.title, published=article.published, text=article.text)
 
 
 def _as_failure(article: Article, error: FetchError, now: datetime) -> Article:
     """The article marked failed (retried after a backoff) or, for a permanent error or the last
     attempt, skipped."""
-    article = article.model_copy(update={"error": describe_error(error), "text": ""})
+    article = article.model_copy(update={"error": describe_error(error), "text_source": None})
     if error.permanent or article.attempts >= MAX_ATTEMPTS:
-        article.status = ArticleStatus.SKIPPED
+        article.status, article.text = ArticleStatus.SKIPPED, ""
         if not error.permanent:
             article.error += f" (gave up after {article.attempts} attempts)"
     else:

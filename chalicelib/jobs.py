@@ -24,11 +24,12 @@ from chalicelib.ingest import (
     Options,
     PageOutcome,
     PageResult,
+    entry_to_retry,
     ingest_entry,
     process_page,
     record_crash,
 )
-from chalicelib.models import FeedEntry, FeedState, JobStatus
+from chalicelib.models import FeedState, JobStatus
 from chalicelib.notify.slack import AlertChannel, deliver_alerts
 from chalicelib.sightings import seed_catalog
 from chalicelib.store import EventStore
@@ -132,9 +133,7 @@ def run_retry_job(store: EventStore, options: Options = DEFAULT_OPTIONS, now: da
     now = now or utc_now()
     result = JobResult("(retries)", JobStatus.RETRY)
     for article in store.articles_to_retry(now):
-        entry = FeedEntry(feed=article.feed, url=article.url, link=article.link or article.url, guid=article.guid,
-                          title=article.title, published=article.published)
-        result.add_page(process_page(entry, store, options, now, article.attempts + 1))
+        result.add_page(process_page(entry_to_retry(article), store, options, now, article.attempts + 1))
     return result
 
 

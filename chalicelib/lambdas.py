@@ -83,7 +83,7 @@ def run_feed_jobs(
     from chalicelib.notify.slack import configured_channel, deliver_alerts
     from chalicelib.sightings import seed_catalog
 
-    options = options or Options(allow_loopback=config.allow_loopback_fetch)
+    options = options or Options(allow_loopback=config.allow_loopback_fetch, google_news_url=config.google_news_url)
     if config.seed_catalog:  # once per catalog version; after that, one read of its marker
         seed_catalog(store)
     results = []

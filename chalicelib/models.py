@@ -125,15 +125,24 @@ class FeedState(BaseModel):
     parked: bool = False
 
 
+class TextSource(StrEnum):
+    """Which text an article was read from."""
+
+    PAGE = "page"  # the article's web page, through trafilatura
+    FEED = "feed"  # the feed entry's own content or summary
+
+
 class FeedEntry(BaseModel):
     """One item of a feed, as feedparser gave it."""
 
     feed: str
-    url: str  # canonical
-    link: str  # as the feed wrote it
+    url: str  # canonical: the publisher's URL once a news-search link is unwrapped
+    link: str  # what is fetched: as the feed wrote it, or the publisher's URL a wrapper held
+    via: str | None = None  # the news-search link (Google News, Bing News) the article was found behind
     guid: str | None = None
     title: str = ""
     published: datetime | None = None
+    text: str = ""  # the entry's own content or summary, HTML stripped ("" when it says no more than the title)
 
 
 class ArticleRef(BaseModel):
@@ -150,6 +159,7 @@ class Article(BaseModel):
 
     url: str
     link: str = ""
+    via: str | None = None  # the news-search link it was found behind
     guid: str | None = None
     feed: str = ""
     title: str = ""
@@ -160,7 +170,10 @@ class Article(BaseModel):
     duplicate_of: str | None = None
     lang: Lang | None = None
     simhash: int | None = None  # 64-bit simhash of the text, for near-duplicates
-    text: str = ""  # normalised extracted text (stored compressed)
+    # the normalised text read (stored compressed); evidence offsets index it. A failed article keeps
+    # its feed entry's own text here instead, for the retry
+    text: str = ""
+    text_source: TextSource | None = None  # which text `text` was read from (None: not read yet)
     attempts: int = 1
     next_attempt: datetime | None = None  # when a failed fetch is retried
     extractor: str | None = None

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     seed_catalog: bool = True  # a new store starts knowing the catalog's chips and fabs (no alerts for them)
     # fetch from loopback (127.0.0.0/8, ::1): the offline demo and tests only, never in Lambda
     allow_loopback_fetch: bool = False
+    # Google News's decoding endpoint, for news-search links whose id does not hold the URL
+    google_news_url: str = Field(default="https://news.google.com", pattern=r"^https?://[^\s/?#]+/?$")
 
     # Slack: a webhook URL (locally), or the SSM parameter that holds it (deployed)
     slack_webhook_url: str | None = None

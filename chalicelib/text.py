@@ -77,6 +77,37 @@ def with_title(title: str | None, body: str) -> str:
     return f"{title}\n\n{body}"
 
 
+# Elements that end a paragraph (or a line) when HTML becomes plain text.
+_BLOCK_TAGS = frozenset({
+    "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+    "table", "tr", "section", "article", "header", "footer", "figure", "figcaption", "aside", "hr",
+})
+
+
+def html_text(fragment: str) -> str:
+    """A feed entry's HTML (or plain text) as plain text: a paragraph a block element, a line a
+    `<br>`, whitespace folded, scripts and styles dropped, entities decoded."""
+    from lxml import etree
+    from lxml.html import fragment_fromstring
+
+    if "<" not in fragment and "&" not in fragment:
+        root_text = fragment
+    else:
+        try:
+            root = fragment_fromstring(fragment, create_parent="div")
+        except (etree.ParserError, ValueError):  # nothing parseable: keep the characters
+            return " ".join(printable(fragment).split())
+        etree.strip_elements(root, "script", "style", etree.Comment, with_tail=False)
+        for element in root.iter():
+            if element.tag == "br":
+                element.tail = "\n" + (element.tail or "")
+            elif element.tag in _BLOCK_TAGS:
+                element.tail = "\n\n" + (element.tail or "")
+        root_text = root.text_content()
+    lines = (" ".join(line.split()) for line in printable(root_text).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
 def looks_like_text(text: str) -> bool:
     """False for binary junk: many control or replacement characters."""
     sample = text[:20000]

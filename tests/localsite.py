@@ -5,7 +5,11 @@
         site.route("/slow", drip=(b"x" * 100, 1.0))      # one chunk a second
         site.route("/reset", reset=True)                   # connection closed mid-answer
         site.route("/moved", status=302, headers={"Location": "/elsewhere"})
+        site.route_prefix("/items/", handler=fn)           # every path under /items/
         fetch(site.url("/feed.xml"), allow_loopback=True)
+
+POST is routed like GET; each POST is also kept, body and all, in `site.posts`. A `handler` reads the
+request body from `request.request_body` (b"" for a GET).
 """
 
 from __future__ import annotations
@@ -32,18 +36,31 @@ class Route:
 class LocalSite:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
+        self.prefixes: dict[str, Route] = {}  # path prefix -> route, for paths no exact route matches
         self.hits: dict[str, int] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []  # GETs: (path, headers)
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []  # POSTs: (path, headers, body)
         site = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            request_body: bytes = b""
 
             def do_GET(self) -> None:
                 path = self.path
                 site.hits[path] = site.hits.get(path, 0) + 1
                 site.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
-                route = site.routes.get(path) or site.routes.get(path.split("?")[0])
+                self._dispatch(path)
+
+            def do_POST(self) -> None:
+                path = self.path
+                self.request_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                site.hits[path] = site.hits.get(path, 0) + 1
+                site.posts.append((path, {k.lower(): v for k, v in self.headers.items()}, self.request_body))
+                self._dispatch(path)
+
+            def _dispatch(self, path: str) -> None:
+                route = site.find(path)
                 if route is None:
                     self._answer(Route(status=404, body=b"not found"))
                 elif route.handler:
@@ -81,6 +98,20 @@ class LocalSite:
     def route(self, path: str, **kwargs) -> str:
         self.routes[path] = Route(**kwargs)
         return self.url(path)
+
+    def route_prefix(self, prefix: str, **kwargs) -> str:
+        """Answer every path that starts with `prefix` (query aside) and has no exact route."""
+        self.prefixes[prefix] = Route(**kwargs)
+        return self.url(prefix)
+
+    def find(self, path: str) -> Route | None:
+        """The route for a request path: exact, then without the query, then the longest matching prefix."""
+        bare = path.split("?")[0]
+        route = self.routes.get(path) or self.routes.get(bare)
+        if route is None:
+            matching = [prefix for prefix in self.prefixes if bare.startswith(prefix)]
+            route = self.prefixes[max(matching, key=len)] if matching else None
+        return route
 
     def url(self, path: str) -> str:
         return self.base + path

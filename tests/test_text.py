@@ -125,3 +125,37 @@ def test_tokens_index_the_text(words):
     text = "日本の株価が上昇し、昇騰 910Cが話題に。"
     for token in tokenizer("ja", words).tokens(text):
         assert 0 <= token.start < token.end <= len(text)
+
+
+# A feed entry's HTML as text, and when it is the whole article ------------------------------------
+
+def test_html_text_keeps_paragraphs_and_lines_and_drops_scripts():
+    from chalicelib.text import html_text
+
+    html = ("<p>Huawei ships the <b>Ascend</b> 910C &amp; more.</p><script>alert(1)</script>"
+            "<p>Made at SMIC<br>in Shanghai.</p><style>p{}</style><ul><li>one</li><li>two</li></ul>")
+    assert html_text(html) == "Huawei ships the Ascend 910C & more.\n\nMade at SMIC\nin Shanghai.\n\none\n\ntwo"
+
+
+def test_html_text_of_plain_text_and_of_broken_markup():
+    from chalicelib.text import html_text
+
+    assert html_text("plain   words\n\n\n\nnext  paragraph") == "plain words\n\nnext paragraph"
+    assert html_text("") == ""
+    assert html_text("a <unclosed <b>bold") == "a bold"
+    assert html_text("x\x1b[31m y") == "x[31m y"  # a terminal escape is no text
+
+
+def test_carries_article_weighs_han_and_kana_and_sees_summaries_cut_short():
+    from chalicelib.ingest import FULL_ENTRY_CHARS, carries_article
+
+    sentence = "Baidu said its Kunlun P800 chips are made by TSMC and train its models. "
+    assert carries_article(sentence * 14)  # ~1,000 characters of English
+    assert not carries_article(sentence * 5)  # a summary
+    assert not carries_article(sentence * 20 + "Read more")
+    assert not carries_article(sentence * 20 + "…")
+    chinese = "百度表示昆仑芯P800由台积电代工并用于训练。"  # 23 characters, 18 of them Han: weighs 59
+    assert FULL_ENTRY_CHARS == 1_000
+    assert carries_article(chinese * 17)  # 391 characters weigh 1,003
+    assert not carries_article(chinese * 16)  # 368 weigh 944
+    assert not carries_article(chinese * 30 + "阅读全文")

@@ -7,10 +7,12 @@ thousands of mentions, or one long paragraph without a full stop, stays linear.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from chalicelib.extract.matchers import Matchers
+from chalicelib.extract.matchers import Matchers, folded
 from chalicelib.text import Lang, Sentence, Span, Token, clauses, tokenizer
 
 
@@ -31,6 +33,15 @@ class Document:
 
     def __post_init__(self) -> None:
         self._sentence_starts = [s.start for s in self.sentences]
+
+    @cached_property
+    def folded(self) -> str:
+        """The text lower-cased for the Matchers' cheap name tests (matchers.folded)."""
+        return folded(self.text)
+
+    def may_name(self, words: re.Pattern[str] | None) -> bool:
+        """False only if the text names none of the names `words` was made of (matchers._words)."""
+        return words is None or words.search(self.folded) is not None
 
     def sentence_at(self, pos: int) -> Sentence:
         return self.sentences[max(bisect_right(self._sentence_starts, pos) - 1, 0)]

@@ -6,6 +6,7 @@ Compiled once per catalog object; every word list and phrasing stays in catalog.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,15 @@ _CHIP_WORD_BETWEEN = r"(?:\s*\([^()]{1,24}\))?[\s\-]*(?:(?:AI\s*)?(?:chips?|芯�
 _MODEL_END = r"(?![A-Za-z0-9]|\.\d|\s*[万萬亿億片年月日个個家台张張块塊倍%])"
 _ENUMERATION = r"\s*(?:,|、|/|&|\band\b|\bor\b|和|与|與|及|以及|或|或是|や|と|および)\s*"
 
+# A pattern's leading lookbehind ("(?<![A-Za-z])") or lazy run of a class ("[^。、]{0,10}?"), after
+# its inline flags. Either stops the regex engine from jumping to the literal that follows, so it
+# tries every position of every text; without it the engine skips ahead (see `Gated`).
+_CLASS = r"\[(?:\\.|[^\]\\])+\]"
+_LEAD = re.compile(
+    r"(?P<flags>\(\?[aiLmsu]+\))?"
+    rf"(?:\(\?<[!=](?:\\.|{_CLASS}|[^()\\\[])+\)|(?:{_CLASS}|\\[a-zA-Z])(?:\{{0,(?P<reach>\d+)\}}|(?P<any>\*))\??)"
+)
+
 
 @dataclass(frozen=True)
 class FamilyMatchers:
@@ -30,17 +40,63 @@ class FamilyMatchers:
     model_ids: dict[str, str]  # upper-cased name → catalog model id
 
 
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """A regex, and `gate`: the same regex without its leading lookbehind or class run (None if it
+    has neither). `gate` matches wherever the regex does (at most `reach` characters later), and
+    fast; a text it does not match is skipped, else the regex starts where it first matches."""
+
+    regex: re.Pattern[str]
+    gate: re.Pattern[str] | None
+    reach: int | None  # None: a match of `regex` may begin any distance before the gate's
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        start = self._start(text)
+        return iter(()) if start is None else self.regex.finditer(text, start)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        start = self._start(text)
+        return None if start is None else self.regex.search(text, start)
+
+    def _start(self, text: str) -> int | None:
+        """Where a match can begin at the earliest (None: nowhere). Lookbehinds and \\b still see
+        the text before a start position, so starting there finds the same matches."""
+        if self.gate is None:
+            return 0
+        first = self.gate.search(text)
+        if first is None:
+            return None
+        return 0 if self.reach is None else max(0, first.start() - self.reach)
+
+
+def _gated(pattern: str, flags: int = 0) -> Gated:
+    """`pattern` compiled, with a gate if it begins with a lookbehind or a class run (`_LEAD`)."""
+    regex = re.compile(pattern, flags)
+    lead = _LEAD.match(pattern)
+    if lead is None:
+        return Gated(regex, None, None)
+    reach = None if lead["any"] else int(lead["reach"] or 0)
+    try:
+        gate = re.compile((lead["flags"] or "") + pattern[lead.end():], regex.flags)
+    except re.error:  # the rest alone is no regex: scan every text
+        return Gated(regex, None, None)
+    return Gated(regex, gate, reach)
+
+
 @dataclass(frozen=True)
 class Matchers:
     catalog: Catalog
     names_ci: re.Pattern[str]
     names_cs: re.Pattern[str]
     name_kinds: dict[tuple[str, bool], list[tuple[Family, NameKind]]]  # (name key, case-sensitive)
+    name_words: re.Pattern[str] | None  # names_ci's names, for folded(text) (see _words)
+    names_cs_gated: Gated  # names_cs for a search of the whole text
     not_chip: re.Pattern[str]
     tokenizer_words: frozenset[str]
     families: dict[str, FamilyMatchers]
     companies: dict[str, re.Pattern[str]]
-    unnamed: list[re.Pattern[str]]
+    unnamed: list[Gated]
+    unnamed_companies: re.Pattern[str] | None  # the names of catalog.unnamed.companies, for folded(text)
     developing: re.Pattern[str]
     chip_words: re.Pattern[str]
     other_products: re.Pattern[str]
@@ -67,7 +123,7 @@ class Matchers:
     references: list[re.Pattern[str]]
     plural_references: list[re.Pattern[str]]
     new_references: list[re.Pattern[str]]
-    nvidia: list[tuple[str | None, re.Pattern[str]]]
+    nvidia: list[tuple[str | None, Gated]]
 
 
 def _family_matchers(family: Family) -> FamilyMatchers:
@@ -89,6 +145,23 @@ def _family_matchers(family: Family) -> FamilyMatchers:
 def _followed_by(words: list[str]) -> re.Pattern[str]:
     """Matches at a position where one of `words` follows (after optional space)."""
     return re.compile(r"\s*(?:" + terms_regex(words).pattern + ")", re.IGNORECASE)
+
+
+def folded(text: str) -> str:
+    """`text` lower-cased so that a name an IGNORECASE regex finds in `text` is, folded, a substring
+    of it. Besides A-Z, IGNORECASE matches only İ, ı, ſ and K (Kelvin) to ASCII letters (every code
+    point tried), and lower() turns İ into "i" and a combining dot."""
+    return text.lower().replace("i\u0307", "i").replace("ı", "i").replace("ſ", "s")
+
+
+def _words(names: list[str]) -> re.Pattern[str] | None:
+    """A case-sensitive regex that matches `folded(text)` wherever an IGNORECASE regex of `names`
+    could match `text`, and scans much faster; None if a name has a cased non-ASCII letter, which
+    folding may not keep (no test then)."""
+    plain = [n.rstrip("*") for n in names]  # a trailing "*" marks a prefix in terms_regex
+    if any(not c.isascii() and (c.lower() != c or c.upper() != c) for n in plain for c in n):
+        return None
+    return re.compile("|".join(re.escape(folded(n)) for n in sorted(set(plain), key=len, reverse=True)) or r"(?!x)x")
 
 
 _compiled: dict[int, Matchers] = {}
@@ -121,16 +194,20 @@ def _compile(catalog: Catalog) -> Matchers:
         tokenizer_words.update(company.names)
     ctx, uses = catalog.context, catalog.uses
     fab_ids = {name.casefold(): fab.id for fab in catalog.fabs for name in fab.names}
+    names_cs = terms_regex(cs_names, 0, plural=True)
     return Matchers(
         catalog=catalog,
         names_ci=terms_regex(ci_names, re.IGNORECASE, plural=True),
-        names_cs=terms_regex(cs_names, 0, plural=True),
+        names_cs=names_cs,
         name_kinds=name_kinds,
+        name_words=_words(ci_names),
+        names_cs_gated=_gated(names_cs.pattern, names_cs.flags),
         not_chip=terms_regex([n for f in catalog.families for n in f.not_chip], re.IGNORECASE, plural=True),
         tokenizer_words=frozenset(w for w in tokenizer_words if not w.isascii()),
         families={f.id: _family_matchers(f) for f in catalog.families},
         companies={c.id: terms_regex(c.names) for c in catalog.companies},
-        unnamed=[re.compile(p) for p in catalog.unnamed.patterns],
+        unnamed=[_gated(p) for p in catalog.unnamed.patterns],
+        unnamed_companies=_words([n for c in catalog.companies if c.id in catalog.unnamed.companies for n in c.names]),
         developing=terms_regex(catalog.unnamed.developing),
         chip_words=terms_regex(catalog.chip_words),
         other_products=terms_regex(catalog.other_products),
@@ -157,5 +234,5 @@ def _compile(catalog: Catalog) -> Matchers:
         references=[re.compile(p) for p in ctx.references],
         plural_references=[re.compile(p) for p in ctx.plural_references],
         new_references=[re.compile(p) for p in ctx.new_references],
-        nvidia=[(p.id, re.compile(p.pattern)) for p in catalog.nvidia],
+        nvidia=[(p.id, _gated(p.pattern)) for p in catalog.nvidia],
     )

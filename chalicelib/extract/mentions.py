@@ -53,7 +53,7 @@ def _named_chips(doc: Document) -> list[Mention]:
     """Names that are also ordinary words need context in their sentence, or, on a second pass,
     a family the article has already shown to be about ("Ascend" later on)."""
     m = doc.m
-    if not (m.names_ci.search(doc.text) or m.names_cs.search(doc.text)):
+    if not ((doc.may_name(m.name_words) and m.names_ci.search(doc.text)) or m.names_cs_gated.search(doc.text)):
         return []  # most pages: no name at all, so nothing more to look at
     blocked = Spans([mt.span() for mt in m.not_chip.finditer(doc.text)])
     mentions = _name_mentions(doc, blocked, established=frozenset())
@@ -190,6 +190,8 @@ def _unnamed_chips(doc: Document, named: list[Mention]) -> list[Mention]:
     clause that names no phone or memory. Where the article names a current chip of the company,
     the sentence must also say the new chip is being developed or tested."""
     m, catalog = doc.m, doc.m.catalog
+    if not doc.may_name(m.unnamed_companies):
+        return []  # the sentence must name the company (_company_of), and most pages name none
     found: list[Mention] = []
     named_in = {(x.sentence, x.company) for x in named}
     current = {x.company for x in named if not x.history}
