@@ -36,11 +36,13 @@ bench: setup
 	$(PY) bench/ingest.py --shared $(SHARED)
 	$(PY) bench/api.py
 	$(PY) bench/plan.py
+	$(PY) bench/worker.py --shared $(SHARED)
 	$(PY) bench/cost.py
 	$(PY) bench/hostile.py
 
 # The deployable stage: build/STAGE/sam.json (Chalice's template merged with deploy/template.py's
-# resources) and build/STAGE/deployment.zip, checked by cfn-lint. No AWS account needed.
+# resources) and build/STAGE/deployment.zip (less what nothing runs: deploy/trim.py), checked by
+# cfn-lint. No AWS account needed.
 STAGE ?= dev
 BUILD ?= build
 package: setup
@@ -48,6 +50,7 @@ package: setup
 	$(PY) deploy/template.py $(STAGE) $(BUILD)/merge-$(STAGE).json
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template $(BUILD)/merge-$(STAGE).json $(BUILD)/$(STAGE)
+	$(PY) deploy/trim.py $(BUILD)/$(STAGE)/deployment.zip
 	$(VENV)/bin/cfn-lint $(BUILD)/$(STAGE)/sam.json
 	@du -b $(BUILD)/$(STAGE)/deployment.zip
 

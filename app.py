@@ -22,7 +22,7 @@ routes.mount(app, STORE)
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def plan_feed_jobs(event) -> dict:
-    """Hourly: one SQS job per due feed, plus the retry job."""
+    """Hourly: the due feeds in SQS jobs of 25, plus the retry job."""
     from chalicelib.lambdas import plan_feed_jobs as plan
 
     return plan(SETTINGS, STORE())
@@ -30,7 +30,8 @@ def plan_feed_jobs(event) -> dict:
 
 @app.on_sqs_message(queue=SETTINGS.queue, batch_size=1)
 def run_feed_jobs(event) -> None:
-    """One feed (or the retry job) per message; a failure returns the message to the queue."""
+    """One job per invocation: its feeds side by side (or the retry job); a job that raises returns its
+    message to the queue, a feed that fails does not."""
     from chalicelib.lambdas import run_feed_jobs as run
 
     run((record.body for record in event), SETTINGS, STORE())

@@ -2,27 +2,31 @@
 
 Run from the project root with `.venv/bin/python bench/api.py [--events N] [--dynamodb-events N] [--repeat N]
 [--min-repeat N] [--budget S] [--dynamodb-budget S] [--no-dynamodb] [--import-repeat N]`
-(about 4-5 minutes with the defaults on 2 CPUs; `--events 20000` for a quick run).
+(about 4-5 minutes with the defaults on 2 CPUs; `--events 20000` for a quick run; `--events 1000000 --no-dynamodb`
+for SQLite at a million events: ~4-5 minutes, 1 of them to build the events and 2.5 to seed them; 3.7 GiB of RAM,
+a 1.8 GiB file).
 
 It measures, in one run:
 - seeding: `--events` realistic events (default 100,000) over the 12 months up to now, about 3 an article,
   twelve chip families of eleven companies (six reported), catalog models or none, fabs, uses, en / zh / ja,
   Nvidia products named by ~40% of the articles; plus each article's ArticleStats (for /dependence) and the
-  first sightings of every chip and chip + fab (for /chips). Seeded into SQLite (temp file; `put_events` in
-  batches of `--batch`, `put_article_stats`, `claim_sighting`), then the first `--dynamodb-events` of them
-  (default 5,000; the same articles) into DynamoDB on a `moto_server` this script starts on a free loopback
-  port and stops at the end (BatchWriteItem of the adapter's own items, `_event_item` and the stats item,
-  25 a call from `--seed-threads` threads; the META months item through `_record_months`);
+  first sightings of every chip and chip + fab (for /chips). Seeded into SQLite (temp file; in first_seen
+  order, as the pipeline stores them: `put_events` in batches of `--batch`, `put_article_stats`,
+  `claim_sighting`), then the first `--dynamodb-events` of them (default 5,000; the same articles) into
+  DynamoDB on a `moto_server` this script starts on a free loopback port and stops at the end (BatchWriteItem
+  of the adapter's own items, `_event_item` and the stats item, 25 a call from `--seed-threads` threads; the
+  META months item through `_record_months`);
 - the typical queries, each through the API function (`views.list_events(store, params, headers)` …: validation,
   the store call, JSON serialisation) and as the bare store call (`store.query_events(query, cursor)` …),
   alternating, in the same run: p50 / p95 (nearest rank) of up to `--repeat` repetitions (default 50; fewer
   once a query's pairs have taken `--budget` s, `--dynamodb-budget` on moto_server, but at least
   `--min-repeat`: n says how many ran), the API's overhead (p50 API - p50 store), the response size, and on
   DynamoDB the reads of one store call (GetItem / Query calls, items returned; a botocore after-call hook);
-  the queries: latest events, by family, by fab (a residual filter: common and rare), by lang + use (two
-  residual filters), a model no event has (the residual filter's worst case: every event is read; SQLite
-  only, its DynamoDB reads are computed from the adapter's paging), one week (since / until), the 21st page
-  (the cursor followed 20 pages), get_event by random ids, /chips, /dependence?by=month (six months);
+  the queries: latest events, by family, by fab (common and rare), by lang + use, by model, by Nvidia product,
+  company + fab + Nvidia product (three filters), a model no event has (SQLite only: an index lookup that finds
+  nothing; its DynamoDB reads as a walk of every month are computed from the adapter's paging), one week
+  (since / until), the 21st page (the cursor followed 20 pages), get_event by random ids, /chips,
+  /dependence?by=month (six months);
 - /events (latest) through the Chalice route layer (`chalice.test.Client`), next to the API function;
 - whether SQLite and DynamoDB, seeded with the same events, give the same API answer to each query;
 - the cold import of the API handler (`import app`, what the API Lambda imports; then the DynamoDB adapter,
@@ -69,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 from chalicelib.api import views  # noqa: E402
 from chalicelib.api.formats import ApiResponse  # noqa: E402
 from chalicelib.catalog import load_catalog  # noqa: E402
-from chalicelib.dependence import months_back, next_period, period_start  # noqa: E402
+from chalicelib.dependence import day_tallies, months_back, next_period, period_start  # noqa: E402
 from chalicelib.keys import chip_key, event_id  # noqa: E402
 from chalicelib.models import (  # noqa: E402
     ArticleRef,
@@ -82,6 +86,7 @@ from chalicelib.models import (  # noqa: E402
 )
 from chalicelib.store import EventStore, open_store  # noqa: E402
 from chalicelib.store.common import url_key  # noqa: E402
+from chalicelib.summaries import CHIP  # noqa: E402
 from tests.motoserver import MotoServer  # noqa: E402
 
 # The seeded world ----------------------------------------------------------------------------------
@@ -176,13 +181,16 @@ def build_world(count: int, end: datetime, seed: int = 20261126) -> World:
 # Seeding ---------------------------------------------------------------------------------------------
 
 def seed_sqlite(store: EventStore, world: World, batch: int) -> dict[str, float]:
+    """Through the store's own writes (which keep its summaries), in the order the pipeline stores them: by
+    first_seen, `batch` events a put_events call (one transaction), then each article's stats."""
     took = {}
     t = time.perf_counter()
-    for i in range(0, len(world.events), batch):
-        store.put_events(world.events[i:i + batch])
+    events = sorted(world.events, key=lambda e: (e.first_seen, e.id))
+    for i in range(0, len(events), batch):
+        store.put_events(events[i:i + batch])
     took["events"] = time.perf_counter() - t
     t = time.perf_counter()
-    for stats in world.stats:
+    for stats in sorted(world.stats, key=lambda s: s.day):
         store.put_article_stats(stats)
     took["stats"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -193,8 +201,10 @@ def seed_sqlite(store: EventStore, world: World, batch: int) -> dict[str, float]
 
 
 def seed_dynamodb(store: Any, world: World, threads: int) -> dict[str, float]:
-    """BatchWriteItem of the adapter's own items (conditional single puts run at ~200/s on moto_server)."""
-    from chalicelib.store.dynamodb import _event_item, _item
+    """BatchWriteItem of the adapter's own items (conditional single puts run at ~200/s on moto_server): each
+    event with its filter keys, the stats, then the summaries as the adapter's rebuild_tallies writes them."""
+    from chalicelib.store.dynamodb import _event_item, _filter_keys, _item, _tally_attributes
+    from chalicelib.summaries import recount, reported_families
 
     def write_all(items: list[dict]) -> None:
         batches = [items[i:i + 25] for i in range(0, len(items), 25)]
@@ -215,12 +225,15 @@ def seed_dynamodb(store: Any, world: World, threads: int) -> dict[str, float]:
     took = {}
     t = time.perf_counter()
     store._record_months(world.events)  # the META item lists the months, as put_events writes it
-    write_all([_event_item(e) for e in world.events])
+    write_all([item for e in world.events for item in (_event_item(e), *_filter_keys(e))])
     took["events"] = time.perf_counter() - t
     t = time.perf_counter()
     # the item put_article_stats writes
     write_all([_item(pk=f"STATS#{s.day.isoformat()[:7]}", sk=f"{s.day.isoformat()}#{url_key(s.url)}",
                      data=s.model_dump_json()) for s in world.stats])
+    tallies = recount(world.events, world.stats, reported_families())
+    write_all([_item(pk=f"TALLY#{kind}", sk=rest) | _tally_attributes(tally)
+               for tally in tallies for kind, rest in [tally.scope.split("|", 1)]])
     took["stats"] = time.perf_counter() - t
     t = time.perf_counter()
     for sighting in world.sightings:
@@ -269,13 +282,12 @@ class Result:
 
 
 def chips_store_calls(store: EventStore) -> int:
-    """The store calls /chips makes: every "seen" sighting, then each reported chip's newest claims."""
-    reported = set(load_catalog().reported_family_ids)  # as /chips: "unnamed" chips too
+    """The store calls /chips makes: the chip summaries, then each chip with a fab claim's newest claims."""
     read = 0
-    for sighting in store.list_sightings("seen"):
-        seen = sighting.key
-        if seen.family in reported:
-            read += len(store.chip_claims(seen.company, seen.family, seen.model, views.CLAIMS_READ_PER_CHIP))
+    for chip in store.tallies(CHIP):
+        company, family, model = chip.scope.removeprefix(CHIP).split("|")
+        if chip.prefixed("fab:"):
+            read += len(store.chip_claims(company, family, model or None, views.CLAIMS_READ_PER_CHIP))
     return read
 
 
@@ -337,20 +349,23 @@ def make_cases(store: EventStore, world: World, setup: Setup) -> list[Case]:
     return [
         events_case("latest events (limit 50)", {}),
         events_case("by family (family=kunlun)", {"family": "kunlun"}),
-        events_case("by fab (fab=smic, residual)", {"fab": "smic"}),
+        events_case("by fab (fab=smic)", {"fab": "smic"}),
         events_case("by rare fab (fab=samsung)", {"fab": "samsung"}),
         events_case("by lang + use (ja, training)", {"lang": "ja", "use": "training"}),
+        events_case("by model (model=910C)", {"model": "910C"}),
+        events_case("by Nvidia product (nvidia=H20)", {"nvidia": "H20"}),
+        events_case("company + fab + nvidia", {"company": "huawei", "fab": "smic", "nvidia": "H20"}),
         dataclasses.replace(events_case(NO_MATCH, {"model": "ZZ999"}), on_moto=False),
         events_case("date range (one week)", {"since": since.strftime(stamp), "until": until.strftime(stamp)}),
         events_case("deep page (21st, by cursor)", {}, setup.deep_cursor),
         get_case(),
         Case("/chips", lambda: views.list_chips(store, {}), lambda: chips_store_calls(store)),
         Case("/dependence?by=month (6 mo)", lambda: views.dependence(store, {"by": ["month"]}),
-             lambda: sum(1 for _ in store.article_stats(dep_since, dep_until))),
+             lambda: len(day_tallies(store, dep_since, dep_until))),
     ]
 
 
-NO_MATCH = "no match (model=ZZ999): all"
+NO_MATCH = "no match (model=ZZ999)"
 
 
 def full_walk(world: World) -> tuple[int, int, float]:
@@ -596,7 +611,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=10.0,
                         help="seconds a query may take on SQLite before its repetitions stop (default 10)")
     parser.add_argument("--dynamodb-budget", type=float, default=4.0, help="the same on moto_server (default 4)")
-    parser.add_argument("--batch", type=int, default=500, help="events per put_events call on SQLite (default 500)")
+    parser.add_argument("--batch", type=int, default=5000,
+                        help="events per put_events call (one transaction) on SQLite (default 5,000)")
     parser.add_argument("--seed-threads", type=int, default=4, help="BatchWriteItem threads on moto_server")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per import probe")
     parser.add_argument("--no-dynamodb", action="store_true", help="skip moto_server")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from chalicelib.catalog import load_catalog
-from chalicelib.models import ArticleStats, DependencePeriod
+from chalicelib.models import DependencePeriod
 from chalicelib.store import EventStore
+from chalicelib.summaries import DAY, Tally
 
 DEFINITION = (
     "Per period (ISO week from Monday, or calendar month, UTC), over the articles the tracker stored in "
@@ -29,35 +29,37 @@ def empty_period(name: str, start: date, end: date) -> DependencePeriod:
                             domestic_articles=0, both_articles=0)
 
 
-def tally(periods: dict[date, DependencePeriod], stats: Iterable[ArticleStats], period_of) -> None:
-    """Count each article into the period `period_of(day)` names (a key of `periods`), then the shares."""
-    # a tracked company's new chip without a name ("unnamed") is a domestic chip too
-    reported = set(load_catalog().reported_family_ids)
-    for article in stats:
-        period = periods[period_of(article.day)]
-        chips = [c for c in article.chips if c.family in reported]
-        period.articles += 1
-        period.nvidia_articles += bool(article.nvidia_models)
-        period.domestic_articles += bool(chips)
-        period.both_articles += bool(article.nvidia_models and chips)
-        for chip in chips:
-            _count(period.domestic_events_by_company, chip.company)
-            _count(period.domestic_events_by_use, chip.use or "unknown")
-        for model in set(article.nvidia_models):
-            _count(period.nvidia_models, model)
+def tally(periods: dict[date, DependencePeriod], days: Iterable[Tally], period_of) -> None:
+    """Add each day's summary (chalicelib.summaries) into the period `period_of(day)` names (a key of
+    `periods`), then the shares."""
+    for day in days:
+        period = periods[period_of(date.fromisoformat(day.scope.removeprefix(DAY)))]
+        period.articles += day.counts.get("articles", 0)
+        period.nvidia_articles += day.counts.get("nvidia_articles", 0)
+        period.domestic_articles += day.counts.get("domestic_articles", 0)
+        period.both_articles += day.counts.get("both_articles", 0)
+        for counter, prefix in ((period.domestic_events_by_company, "company:"),
+                                (period.domestic_events_by_use, "use:"), (period.nvidia_models, "nvidia:")):
+            for name, n in day.prefixed(prefix).items():
+                counter[name] = counter.get(name, 0) + n
     for period in periods.values():
         sides = period.domestic_articles + period.nvidia_articles
         period.domestic_share = round(period.domestic_articles / sides, 4) if sides else None
-        # most named first, ties by name: the same answer whatever order the store read articles in
+        # most named first, ties by name: the same answer whatever order the days were read in
         period.nvidia_models = dict(sorted(period.nvidia_models.items(), key=lambda kv: (-kv[1], kv[0])))
         period.domestic_events_by_company = dict(sorted(period.domestic_events_by_company.items()))
         period.domestic_events_by_use = dict(sorted(period.domestic_events_by_use.items()))
 
 
+def day_tallies(store: EventStore, since: date, until: date) -> list[Tally]:
+    """The day summaries from `since` up to, not including, `until`: one read, O(days)."""
+    return store.tallies(DAY, since.isoformat(), until.isoformat())
+
+
 def figures(store: EventStore, start: date, end: date, name: str) -> DependencePeriod:
     """The signal over one stretch of days, [start, end)."""
     period = empty_period(name, start, end)
-    tally({start: period}, store.article_stats(start, end), lambda _day: start)
+    tally({start: period}, day_tallies(store, start, end), lambda _day: start)
     return period
 
 

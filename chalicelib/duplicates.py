@@ -53,6 +53,13 @@ def is_near(a: int, b: int) -> bool:
     return (a ^ b).bit_count() <= NEAR_DUPLICATE_BITS
 
 
+def is_original(article: Article) -> bool:
+    """Whether the stores index the article's simhash, so that its near copies count as duplicates: a
+    read article that named a chip or an Nvidia product. A copy of an article that named neither adds
+    nothing either, so most articles (general news) cost no band writes."""
+    return article.status == "ok" and article.simhash is not None and article.has_findings
+
+
 def near_duplicate_expiry(article: Article) -> int:
     """When an article stops counting for near-duplicates, in Unix seconds (DynamoDB's TTL unit)."""
     return int((article.fetched_at + timedelta(days=NEAR_DUPLICATE_DAYS)).timestamp())

@@ -233,6 +233,7 @@ def _store_read(article: Article, read: ArticleText, store: EventStore, now: dat
         return PageResult(PageOutcome.DUPLICATE)
 
     found = extract(article.text, article.lang)
+    article.has_findings = bool(found.events or found.nvidia_models)
     events = [stored_event(e, article, now) for e in found.events]
     new_events = store.put_events(events)
     sightings = claim_sightings(store, events, now)
@@ -315,8 +316,10 @@ def reextract(store: EventStore, now: datetime | None = None) -> tuple[int, int,
         plus, minus = store.replace_article_events(article.url, events)
         claim_sightings(store, events, now)
         store.put_article_stats(article_stats(article, found))
-        if article.extractor != version:
-            article.extractor = version
+        findings = bool(found.events or found.nvidia_models)
+        if article.extractor != version or article.has_findings != findings:
+            article.extractor, article.has_findings = version, findings
             store.put_article(article)
         articles, added, removed = articles + 1, added + plus, removed + minus
+    store.rebuild_tallies()  # counted afresh: exact whatever the catalog change moved
     return articles, added, removed

@@ -2,8 +2,10 @@
 
 A feed job: conditional GET of the feed → its entries, each ingested (chalicelib.ingest) → the
 feed's new state, recorded last (its ETag only once its entries are stored). Locally, `run_cycle`
-runs every feed's job in a thread pool; deployed, the hourly planner queues one job per due feed
-(`plan_jobs`; the SQS side is chalicelib.lambdas) and each worker runs one (`run_job`).
+runs every feed's job in a thread pool; deployed, the hourly planner groups the due feeds into
+queued jobs of FEEDS_PER_JOB (`plan_jobs`; the SQS side is chalicelib.lambdas) and a worker runs a
+job's feeds side by side in a thread pool (`run_job`, `run_feeds_job`), so their fetches overlap
+and the tokenisers are loaded once for many feeds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from chalicelib.dates import utc_now
@@ -68,6 +70,7 @@ class JobResult(Counts):
     feed: str
     status: JobStatus
     error: str | None = None
+    seconds: float = 0.0  # wall time, set when it ran in a grouped job (the worker logs it per feed)
 
 
 @dataclass
@@ -161,8 +164,7 @@ def run_cycle(
             try:
                 result = done.result()
             except Exception as exc:  # a bug in one job must not stop the others
-                log.exception("feed job crashed", extra={"feed": jobs[done]})
-                result = JobResult(jobs[done], JobStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+                result = _crashed(jobs[done], exc)
             summary.add(result)
             if progress:
                 progress(result)
@@ -171,28 +173,79 @@ def run_cycle(
     return summary
 
 
-# Deployed: the hourly planner queues one job per due feed; a worker runs one job a message ---------
+def _crashed(url: str, exc: Exception) -> JobResult:
+    log.exception("feed job crashed", extra={"feed": url})
+    return JobResult(url, JobStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+# Deployed: the hourly planner groups due feeds into jobs; a worker runs a job's feeds side by side ---
+
+# Feeds in one queued job, and how many of them run at once. A feed job mostly waits on the network
+# (a conditional GET, often a 304, and now and then a new page), so one invocation running 8 at once
+# pays for the waiting once, and loads the tokenisers once for 25 feeds instead of once per feed.
+# 25: an average hour's job of 25 takes ~7 s at 512 MB (bench/worker.py measured, bench/cost.py models
+# it on Lambda's CPU share), a first poll of 25 feeds listing 3 new pages each ~25 s; were every feed's fetch to run
+# to its 20 s deadline, ceil(25 / 8) × 20 s = 80 s, well inside the job's 240 s budget
+# (ingest.JOB_SECONDS, shared by its feeds) and the worker's 300 s timeout; a job delivered twice
+# re-runs at most 25 feeds (idempotent, but paid for); and 10,000 feeds are 400 jobs, which 50 workers
+# clear in minutes.
+FEEDS_PER_JOB = 25
+JOB_THREADS = 8
 
 RETRY_JOB = {"kind": "retry"}
 
 
-def plan_jobs(feeds: list[str], store: EventStore, now: datetime | None = None) -> list[dict]:
-    """One job per feed that is due (not backing off, not parked until later), and the retry job."""
+def plan_jobs(
+    feeds: list[str], store: EventStore, now: datetime | None = None, per_job: int = FEEDS_PER_JOB
+) -> list[dict]:
+    """The feeds that are due (not backing off, not parked until later), `per_job` to a job, and the retry job."""
     now = now or utc_now()
     states = {state.url: state for state in store.list_feeds()}  # one paged Query, not a read per feed
-    due = []
-    for url in feeds:
-        state = states.get(url)
-        if state is None or is_due(state, now):
-            due.append({"kind": "feed", "url": url})
-    return [*due, RETRY_JOB]
+    due = [url for url in feeds if (state := states.get(url)) is None or is_due(state, now)]
+    size = max(per_job, 1)
+    return [*({"kind": "feeds", "urls": due[i:i + size]} for i in range(0, len(due), size)), RETRY_JOB]
 
 
-def run_job(body: str, store: EventStore, options: Options = DEFAULT_OPTIONS) -> JobResult:
-    """Run one queued job (a message body). A malformed body is an error: it goes to the dead-letter queue."""
+def run_feeds_job(
+    urls: list[str], store: EventStore, options: Options = DEFAULT_OPTIONS, threads: int | None = None,
+    now: datetime | None = None,
+) -> list[JobResult]:
+    """Run a job's feeds side by side, one result per feed, in the order given. They share the job's
+    budget (`options.job_seconds`): a feed starts no new page after it, and a feed not started by then
+    is left for the next run (its state untouched, so the planner queues it again). A feed job that
+    raises is counted as failed; the others go on."""
+    now = now or utc_now()
+    deadline = time.monotonic() + options.job_seconds
+
+    def one(url: str) -> JobResult:
+        started = time.monotonic()
+        left = deadline - started
+        if left <= 0:
+            return JobResult(url, JobStatus.NOT_DUE, error=f"not started: the job's {options.job_seconds:g} s "
+                                                           "were spent; due again next run")
+        try:
+            result = run_feed_job(url, store, replace(options, job_seconds=left), now)
+        except Exception as exc:  # a bug in one feed's job must not fail the job's other feeds
+            result = _crashed(url, exc)
+        result.seconds = time.monotonic() - started
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads or JOB_THREADS, len(urls)))) as pool:
+        return list(pool.map(one, urls))
+
+
+def run_job(
+    body: str, store: EventStore, options: Options = DEFAULT_OPTIONS, threads: int | None = None
+) -> list[JobResult]:
+    """Run one queued job (a message body): a result per feed, or the retry job's. A malformed body is
+    an error: it goes to the dead-letter queue."""
     job = json.loads(body)
-    if job.get("kind") == "retry":
-        return run_retry_job(store, options)
-    if job.get("kind") == "feed" and isinstance(job.get("url"), str):
-        return run_feed_job(job["url"], store, options)
+    kind = job.get("kind") if isinstance(job, dict) else None
+    if kind == "retry":
+        return [run_retry_job(store, options)]
+    if kind == "feed" and isinstance(job.get("url"), str):  # queued before jobs held many feeds: still run
+        return run_feeds_job([job["url"]], store, options, threads)
+    urls = job.get("urls") if kind == "feeds" else None
+    if isinstance(urls, list) and urls and all(isinstance(url, str) for url in urls):
+        return run_feeds_job(urls, store, options, threads)
     raise ValueError(f"not a job: {body[:200]!r}")

@@ -170,6 +170,7 @@ class Article(BaseModel):
     duplicate_of: str | None = None
     lang: Lang | None = None
     simhash: int | None = None  # 64-bit simhash of the text, for near-duplicates
+    has_findings: bool = False  # it named a tracked chip or an Nvidia product (chalicelib.duplicates.is_original)
     # the normalised text read (stored compressed); evidence offsets index it. A failed article keeps
     # its feed entry's own text here instead, for the retry
     text: str = ""
@@ -304,10 +305,11 @@ class FabClaims(BaseModel):
     """Every source that says the chip is made at this fab (sources may disagree: each is kept)."""
 
     fab: str
-    claims: int
+    claims: int  # articles claiming it
     first_claimed: datetime
+    last_claimed: datetime | None = None
     previous_fabs: list[str] = []  # fabs these sources say production moved away from
-    sources: list[Source]  # the newest few
+    sources: list[Source]  # the newest few, from the chip's newest claims (claims_read_per_chip)
 
 
 class ChipSummary(BaseModel):
@@ -316,13 +318,16 @@ class ChipSummary(BaseModel):
     model: str | None = None  # null: the family named without a model
     in_catalog: bool
     first_seen: datetime | None = None  # first stored event naming it; null: in the catalog, not yet seen
+    last_seen: datetime | None = None  # the latest stored event naming it
+    articles: int = 0  # articles naming it
     fabs: list[FabClaims] = []
     uses: dict[str, int] = {}  # training / inference / both → number of sources saying so
+    nvidia_models: dict[str, int] = {}  # Nvidia products named beside it → number of articles
 
 
 class ChipsResponse(BaseModel):
     chips: list[ChipSummary]
-    claims_read_per_chip: int  # fab and use claims are read from each chip's newest this-many
+    claims_read_per_chip: int  # each fab's sources are read from the chip's newest this-many claims
 
 
 class DependencePeriod(BaseModel):

@@ -38,7 +38,7 @@ from chalicelib.store.dynamodb import TTL_ATTRIBUTE, table_definition  # noqa: E
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RECEIVES = 3  # a job that fails three times goes to the dead-letter queue
 LOG_RETENTION_DAYS = 30
-MAX_WORKERS = 50  # feed jobs running at once: ~180,000 one-second jobs an hour
+MAX_WORKERS = 50  # jobs (of jobs.FEEDS_PER_JOB feeds) running at once
 
 # Chalice's logical ids for each function and its role, and the function's name in .chalice/config.json
 FUNCTIONS = {

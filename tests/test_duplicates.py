@@ -43,3 +43,19 @@ def test_near_copies_share_a_band_and_are_near():
     other = simhash(OWN_TEXTS[4][0], "zh")
     assert is_near(base, copy) and set(simhash_bands(base)) & set(simhash_bands(copy))
     assert not is_near(base, other)
+
+
+def test_only_articles_with_findings_are_originals():
+    """Bands are written for articles that named a chip or an Nvidia product: a copy of general news
+    adds nothing, so most articles cost no band writes."""
+    from datetime import UTC, datetime
+
+    from chalicelib.duplicates import is_original
+    from chalicelib.models import Article
+
+    article = Article(url="https://a.example/1", fetched_at=datetime(2026, 11, 20, tzinfo=UTC), status="ok",
+                      simhash=123, has_findings=True)
+    assert is_original(article)
+    assert not is_original(article.model_copy(update={"has_findings": False}))
+    assert not is_original(article.model_copy(update={"status": "duplicate"}))
+    assert not is_original(article.model_copy(update={"simhash": None}))

@@ -188,7 +188,7 @@ def test_demo_runs_offline(tmp_path, python):
 
 
 def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkeypatch):
-    """The deployed shape: the planner queues one job per due feed on SQS (moto_server), the
+    """The deployed shape: the planner queues the due feeds as grouped jobs on SQS (moto_server), the
     worker handler runs each message into DynamoDB (moto_server)."""
     import boto3
 
@@ -209,11 +209,12 @@ def test_queued_jobs_on_sqs_and_dynamodb(site, moto_server, dynamodb_url, monkey
     store = open_store(config.db)
     try:
         planned = lambdas.plan_feed_jobs(config, store)
-        assert (planned["feeds"], planned["jobs"]) == (2, 3)
+        assert (planned["feeds"], planned["jobs"]) == (2, 2)  # both feeds in one job, and the retry job
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
         jobs = [json.loads(m["Body"]) for m in messages]
         assert {job["cycle"] for job in jobs} == {planned["cycle"]}  # the correlation ids the worker logs
-        assert len({job["id"] for job in jobs}) == 3
+        assert len({job["id"] for job in jobs}) == 2
+        assert sorted(job.get("urls", []) == feeds(site) for job in jobs) == [False, True]
         results = lambdas.run_feed_jobs((m["Body"] for m in messages), config, store, LOCAL)  # loopback pages: opt in
         assert sorted(r["status"] for r in results) == ["ok", "ok", "retry"]
         assert sum(r["new_events"] for r in results) == 3
@@ -264,4 +265,4 @@ def test_the_planner_queues_only_due_feeds(store):
     listed = ["https://a.example/backing-off.xml", "https://a.example/due.xml", "https://a.example/ok.xml",
               "https://a.example/new.xml"]
     jobs = plan_jobs(listed, store, now)
-    assert jobs == [{"kind": "feed", "url": url} for url in listed[1:]] + [RETRY_JOB]
+    assert jobs == [{"kind": "feeds", "urls": listed[1:]}, RETRY_JOB]

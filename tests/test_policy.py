@@ -25,8 +25,10 @@ pytestmark = pytest.mark.unit
 
 STAGES = ("dev", "prod")
 
-# Operations whose IAM action has another name (SQS authorises a batch as its single action).
-ACTION_OF = {"sqs:SendMessageBatch": "sqs:SendMessage"}
+# Operations whose IAM action has another name (SQS authorises a batch as its single action; DynamoDB
+# authorises a transaction item by item: the summaries' transactions put, update and delete items, and
+# UpdateItem stands for them here: PutItem and DeleteItem are granted and called on their own too).
+ACTION_OF = {"sqs:SendMessageBatch": "sqs:SendMessage", "dynamodb:TransactWriteItems": "dynamodb:UpdateItem"}
 
 # Calls the Lambda functions never make: the operator's tools, run with the operator's own credentials.
 OPERATOR_ONLY = {
@@ -41,7 +43,7 @@ SERVICE_NEEDS = {
 SQS_EVENT_SOURCE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}  # Lambda polling the queue
 
 # The API only reads.
-READ_ONLY = {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"}
+READ_ONLY = {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
 
 
 @cache

@@ -22,7 +22,8 @@ T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 def make_article(url: str = "https://news.example.com/a", **changes) -> Article:
     fields = dict(url=url, link=url, feed="https://news.example.com/feed", title="A title", fetched_at=T0,
-                  status="ok", lang="en", text="Huawei's Ascend 910C is made by SMIC.", simhash=0x1234_5678_9ABC_DEF0)
+                  status="ok", lang="en", text="Huawei's Ascend 910C is made by SMIC.", simhash=0x1234_5678_9ABC_DEF0,
+                  has_findings=True)
     return Article(**(fields | changes))
 
 

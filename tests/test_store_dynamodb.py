@@ -206,9 +206,10 @@ def test_replace_keeps_first_seen_when_the_article_index_lags(store, monkeypatch
     assert stored.fab == "tsmc" and stored.first_seen == event.first_seen
 
 
-def test_a_rare_filter_reads_a_bounded_amount_and_pages_on(dynamodb_url, monkeypatch):
-    """A fab that few events have must not read the whole table in one request: the page ends
-    short after MAX_EXAMINED events, with a cursor, and paging on still finds every match once."""
+def test_a_rare_unkeyed_filter_reads_a_bounded_amount_and_pages_on(dynamodb_url, monkeypatch):
+    """A filter without keys of its own (lang) that few events pass must not read the whole table in
+    one request: the page ends short after MAX_EXAMINED events, with a cursor, and paging on still
+    finds every match once."""
     from chalicelib.models import EventQuery
     from chalicelib.store import dynamodb, open_store
     from tests.test_store import make_event
@@ -216,8 +217,8 @@ def test_a_rare_filter_reads_a_bounded_amount_and_pages_on(dynamodb_url, monkeyp
     monkeypatch.setattr(dynamodb, "MAX_EXAMINED", 10)
     store = open_store(dynamodb_url)
     rare = {5, 27, 33}
-    store.put_events([make_event(n, fab="samsung" if n in rare else "smic") for n in range(40)])
-    query, cursor, found, requests = EventQuery(fab="samsung", limit=2), None, [], 0
+    store.put_events([make_event(n, lang="ja" if n in rare else "en") for n in range(40)])
+    query, cursor, found, requests = EventQuery(lang="ja", limit=2), None, [], 0
     while True:
         page, cursor = store.query_events(query, cursor)
         found += [e.id for e in page]
@@ -226,4 +227,28 @@ def test_a_rare_filter_reads_a_bounded_amount_and_pages_on(dynamodb_url, monkeyp
             break
     assert found == [make_event(n).id for n in sorted(rare, reverse=True)]
     assert requests >= 4  # 40 events read 10 at a time
+    store.close()
+
+
+def test_a_keyed_filter_reads_only_its_matches(dynamodb_url):
+    """fab, model and nvidia have key items of their own: a rare fab, or a model no event has, is read
+    from its keys alone (a Query, and a BatchGetItem of what it found), whatever the table holds."""
+    from chalicelib.models import EventQuery
+    from chalicelib.store import open_store
+    from tests.test_store import make_event
+
+    store = open_store(dynamodb_url)
+    rare = {5, 27, 33}
+    store.put_events([make_event(n, fab="samsung" if n in rare else "smic") for n in range(40)])
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    page, cursor = store.query_events(EventQuery(fab="samsung", limit=2))
+    assert [e.id for e in page] == [make_event(n).id for n in (33, 27)] and cursor
+    page, cursor = store.query_events(EventQuery(fab="samsung", limit=2), cursor)
+    assert [e.id for e in page] == [make_event(5).id] and cursor is None
+    assert store.query_events(EventQuery(model="ZZ999"))[0] == []
+    both = store.query_events(EventQuery(nvidia="H20", fab="samsung", limit=5))[0]
+    assert [e.id for e in both] == [make_event(n).id for n in (33, 27, 5)]
+    # two keyed filters: the chip summaries say samsung is the rarer, so its 3 keys are read, not H20's 40
+    assert calls.count("Scan") == 0 and calls.count("Query") == 5 and calls.count("BatchGetItem") == 3
     store.close()

@@ -16,9 +16,18 @@ from chalicelib import __version__
 from chalicelib.api import query
 from chalicelib.api.formats import ATOM, CSV, ApiResponse, atom_feed, error, events_csv, json_response
 from chalicelib.catalog import load_catalog
-from chalicelib.dependence import DEFINITION, empty_period, months_back, next_period, period_name, period_start, tally
+from chalicelib.dependence import (
+    DEFINITION,
+    day_tallies,
+    empty_period,
+    months_back,
+    next_period,
+    period_name,
+    period_start,
+    tally,
+)
 from chalicelib.errors import ApiError, BadCursor
-from chalicelib.keys import SightingKind, chip_key
+from chalicelib.keys import chip_key
 from chalicelib.models import (
     ChipsResponse,
     ChipSummary,
@@ -32,10 +41,11 @@ from chalicelib.models import (
     StoredEvent,
 )
 from chalicelib.store import EventStore
+from chalicelib.summaries import CHIP, Tally
 
 log = logging.getLogger(__name__)
 
-CLAIMS_READ_PER_CHIP = 500  # /chips reads each chip's newest claims up to this many
+CLAIMS_READ_PER_CHIP = 20  # /chips reads each fab's newest sources from the chip's newest claims, this many
 SOURCES_PER_FAB = 5  # /chips lists the newest sources of each fab claim
 MAX_RANGE = timedelta(days=3 * 366)  # /dependence looks back at most three years at once
 
@@ -79,6 +89,8 @@ def get_event(store: EventStore, event_id: str) -> ApiResponse:
 
 
 def list_chips(store: EventStore, params: query.Params | None) -> ApiResponse:
+    """The catalog's chips and those in the news, from the chip summaries kept at write time (one
+    read), with each fab's newest sources from the chip's newest claims (one read per chip in the news)."""
     values = query.single(params, ("company", "family"))
     catalog = load_catalog()
     choices = {spec.name: spec.choices(catalog) for spec in query.FILTERS if spec.name in ("company", "family")}
@@ -89,18 +101,19 @@ def list_chips(store: EventStore, params: query.Params | None) -> ApiResponse:
             for model in [None, *(m.id for m in family.models)]:
                 chips[chip_key(family.company, family.id, model)] = ChipSummary(
                     company=family.company, family=family.id, model=model, in_catalog=True)
-    # reported families, and "unnamed": a company's chip without a name is listed once it is sighted
-    # ("seen|alibaba|unnamed|"), never as a catalog chip (in_catalog false, model null)
+    # reported families, and "unnamed": a company's chip without a name is listed once it is in the
+    # news, never as a catalog chip (in_catalog false, model null)
     reported = set(catalog.reported_family_ids)
-    # SEEN sightings: each chip's first event in the news (the catalog's seed is not news)
-    for sighting in store.list_sightings(SightingKind.SEEN):
-        seen = sighting.key
-        if seen.family not in reported:
+    for chip in store.tallies(CHIP):
+        company, family, model = chip.scope.removeprefix(CHIP).split("|")
+        if family not in reported or not (wanted.get("company", company) == company
+                                          and wanted.get("family", family) == family):
             continue
-        summary = chips.setdefault(chip_key(seen.company, seen.family, seen.model), ChipSummary(
-            company=seen.company, family=seen.family, model=seen.model, in_catalog=False))
-        summary.first_seen = sighting.first_seen
-        _add_claims(summary, store.chip_claims(seen.company, seen.family, seen.model, CLAIMS_READ_PER_CHIP))
+        summary = chips.setdefault(chip_key(company, family, model or None), ChipSummary(
+            company=company, family=family, model=model or None, in_catalog=False))
+        has_fabs = bool(chip.prefixed("fab:"))
+        claims = store.chip_claims(company, family, model or None, CLAIMS_READ_PER_CHIP) if has_fabs else []
+        _summarise(summary, chip, claims)
     selected = [
         c for c in chips.values()
         if wanted.get("company", c.company) == c.company and wanted.get("family", c.family) == c.family
@@ -109,25 +122,25 @@ def list_chips(store: EventStore, params: query.Params | None) -> ApiResponse:
     return json_response(ChipsResponse(chips=selected, claims_read_per_chip=CLAIMS_READ_PER_CHIP))
 
 
-def _add_claims(summary: ChipSummary, claims: list[StoredEvent]) -> None:
-    """Group a chip's claims by fab (newest first), and count its uses."""
-    by_fab: dict[str, list[StoredEvent]] = {}
-    for event in claims:
-        if event.fab:
-            by_fab.setdefault(event.fab, []).append(event)
-        if event.use:
-            summary.uses[event.use] = summary.uses.get(event.use, 0) + 1
+def _summarise(summary: ChipSummary, tally: Tally, claims: list[StoredEvent]) -> None:
+    """A chip's summary from its tally; each fab's newest sources from its newest claims."""
+    summary.first_seen, summary.last_seen = tally.first.get("events"), tally.last.get("events")
+    summary.articles = tally.counts.get("events", 0)
+    summary.uses = dict(sorted(tally.prefixed("use:").items()))  # the same JSON from either store
+    summary.nvidia_models = dict(sorted(tally.prefixed("nvidia:").items(), key=lambda kv: (-kv[1], kv[0])))
+    previous = tally.prefixed("prev:")
     summary.fabs = [
         FabClaims(
-            fab=fab, claims=len(events), first_claimed=min(e.first_seen for e in events),
-            previous_fabs=sorted({e.previous_fab for e in events if e.previous_fab}),
+            fab=fab, claims=claims_of_fab, first_claimed=tally.first[f"fab:{fab}"],
+            last_claimed=tally.last.get(f"fab:{fab}"),
+            previous_fabs=sorted(p.split(":", 1)[1] for p in previous if p.split(":", 1)[0] == fab),
             sources=[
                 Source(event_id=e.id, url=e.article.url, title=e.article.title, published=e.article.published,
                        first_seen=e.first_seen)
-                for e in events[:SOURCES_PER_FAB]
+                for e in [e for e in claims if e.fab == fab][:SOURCES_PER_FAB]
             ],
         )
-        for fab, events in sorted(by_fab.items(), key=lambda item: -len(item[1]))
+        for fab, claims_of_fab in sorted(tally.prefixed("fab:").items(), key=lambda item: (-item[1], item[0]))
     ]
 
 
@@ -148,7 +161,7 @@ def dependence(store: EventStore, params: query.Params | None) -> ApiResponse:
     while start < until:
         periods[start] = empty_period(period_name(start, by), start, next_period(start, by))
         start = periods[start].end
-    tally(periods, store.article_stats(since, until), lambda day: period_start(day, by))
+    tally(periods, day_tallies(store, since, until), lambda day: period_start(day, by))
     return json_response(DependenceResponse(by=by, since=since, until=until, definition=DEFINITION,
                                             periods=list(periods.values())))
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.errors import StoreError
 from chalicelib.keys import MarkerKind, SightingKey, SightingKind
 from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
+from chalicelib.summaries import Tally
 
 
 class EventStore(Protocol):
@@ -83,6 +84,18 @@ class EventStore(Protocol):
 
     def article_stats(self, since: date, until: date) -> Iterator[ArticleStats]:
         """Stats of the articles first stored from `since` up to, not including, `until`."""
+        ...
+
+    # summaries kept at write time (chalicelib.summaries): put_events, replace_article_events and
+    # put_article_stats add their counts in the same atomic write, once
+    def tallies(self, prefix: str, start: str | None = None, end: str | None = None) -> list[Tally]:
+        """The summaries of one kind (`summaries.CHIP`, `summaries.DAY`) in scope order; with `start` and
+        `end`, those whose scope, after the prefix, is from `start` up to, not including, `end`."""
+        ...
+
+    def rebuild_tallies(self) -> None:
+        """Every summary counted afresh from the stored events and stats (reextract; not a request path);
+        on DynamoDB every event's filter keys written again too (a table from an earlier release gets them)."""
         ...
 
     # first sightings and the alert outbox

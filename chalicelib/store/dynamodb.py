@@ -19,6 +19,9 @@ Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so str
 | once-only job    | `SIGHTING#digest`, `#seed`  | the day, version | event_id (the kind), first_seen (when done)    |
 | article stats    | `STATS#YYYY-MM`             | `<day>#<url_key>`| data (ArticleStats JSON)                       |
 | event months     | `META`                      | `MONTHS`         | months (string set of `YYYY-MM`)               |
+| event filter key | `BY#<model|fab|nvidia>#<v>` | `<ts>#<id>`      | id (no data: the event is read back by id)     |
+| chip summary     | `TALLY#chip`                | chip key         | `n|<name>` counts, `f|<name>`, `l|<name>` times|
+| day summary      | `TALLY#day`                 | `YYYY-MM-DD`     | `n|<name>` counts (chalicelib.summaries)       |
 
 Global secondary indexes (all project ALL):
 
@@ -31,8 +34,10 @@ Global secondary indexes (all project ALL):
 | gsi3  | `ARTICLE#<url_key>`           | `EVENT#<id>`                | events of an article                   |
 | gsi4  | `CHIP#<chip_key>`             | `<ts(first_seen)>#<id>`     | events claiming a fab or a use (sparse)|
 
-`query_events` reads gsi1 when the query names a family, else walks the months listed in the META
-item newest first, reading gsi2; a cursor `(ts, id)` becomes the key condition `sk < "<ts>#<id>"`.
+`query_events` reads the filter keys of the rarest keyed filter the query names (model, nvidia, fab),
+else gsi1 when it names a family, else walks the months listed in the META item newest first, reading
+gsi2; a cursor `(ts, id)` becomes the key condition `sk < "<ts>#<id>"`. The summaries are updated in
+the same transaction as the event or stats write they count (chalicelib.summaries).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.duplicates import is_near, near_duplicate_expiry, simhash_bands
+from chalicelib.duplicates import is_near, is_original, near_duplicate_expiry, simhash_bands
 from chalicelib.errors import StoreError
 from chalicelib.keys import MarkerKind, SightingKey, SightingKind, chip_key
 from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
@@ -62,6 +67,17 @@ from chalicelib.store.common import (
     matches,
     timestamp,
     url_key,
+)
+from chalicelib.summaries import (
+    CHIP,
+    DAY,
+    Contribution,
+    Tally,
+    difference,
+    event_contribution,
+    recount,
+    reported_families,
+    stats_contribution,
 )
 
 Item = dict[str, Any]  # an item in the low-level client's typed form: {"pk": {"S": "…"}, …}
@@ -80,7 +96,11 @@ MAX_EXAMINED = 2000
 
 # Query page size when filters beyond the key condition are applied to what a page returns.
 _FILTERED_PAGE = 200
-_RESIDUAL_FILTERS = ("company", "model", "fab", "use", "lang", "nvidia")  # not part of any key condition
+_RESIDUAL_FILTERS = ("company", "model", "fab", "use", "lang", "nvidia")  # filtered after the read
+# Filters whose values are rare enough that each event writes a key item per value (`BY#fab#samsung`):
+# a query naming one reads only matching events, rarest first. The others (company, use, lang) match a
+# large share of events, so a page of them fills quickly from the family or month partitions.
+_KEYED_FILTERS = ("model", "nvidia", "fab")
 
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=10)
 
@@ -188,7 +208,7 @@ class DynamoDBStore:
         self._put(item)
         for n in range(len(chunks), old_chunks):
             self.client.delete_item(TableName=self.table, Key=_item(pk=pk, sk=_chunk_sk(n)))
-        if article.status == "ok" and article.simhash is not None:
+        if is_original(article):
             for band, value in enumerate(simhash_bands(article.simhash)):
                 self._put(_item(
                     pk=f"SIMHASH#{band}#{value}", sk=url_key(article.url),
@@ -257,25 +277,35 @@ class DynamoDBStore:
     # events -----------------------------------------------------------------------------------
     def put_events(self, events: list[StoredEvent]) -> int:
         self._record_months(events)
-        return sum(self._put_new(_event_item(event)) for event in events)
+        return sum(self._put_counted_event(event) for event in events)
 
     def replace_article_events(self, url: str, events: list[StoredEvent]) -> tuple[int, int]:
         old = {event.id: event for event in self.events_for_article(url)}
         keep = {event.id for event in events}
         removed = [event_id for event_id in old if event_id not in keep]
         for event_id in removed:
-            self.client.delete_item(TableName=self.table, Key=_item(pk=f"EVENT#{event_id}", sk="EVENT"))
+            delete = {"Delete": {"TableName": self.table, "Key": _item(pk=f"EVENT#{event_id}", sk="EVENT"),
+                                 "ConditionExpression": "attribute_exists(pk)"}}
+            self._write_counted(delete, event_contribution(old[event_id]).negated())
+            self._delete_filter_keys(_filter_keys(old[event_id]))
         self._record_months(events)
         added = 0
         for event in events:
             if event.id not in old:
-                if self._put_new(_event_item(event)):
+                if self._put_counted_event(event):
                     added += 1
                     continue
                 # stored, but not yet visible in gsi3 (its reads are eventually consistent)
                 old[event.id] = StoredEvent.model_validate_json(self._get(f"EVENT#{event.id}", "EVENT")["data"]["S"])
             event = event.model_copy(update={"first_seen": old[event.id].first_seen})  # keep when it was first seen
-            self._put(_event_item(event))
+            keys = _filter_keys(event)
+            for key in keys:
+                self._put(key)
+            self._delete_filter_keys([k for k in _filter_keys(old[event.id]) if k not in keys])
+            new = event_contribution(event)
+            put = {"Put": {"TableName": self.table, "Item": _event_item(event)}}
+            # same chip (the id says so): what the event claims may have changed
+            self._write_counted(put, Contribution(new.scope, difference(new, event_contribution(old[event.id]))))
         return added, len(removed)
 
     def get_event(self, event_id: str) -> StoredEvent | None:
@@ -301,7 +331,10 @@ class DynamoDBStore:
             return [], None
         filtered = any(getattr(query, name) is not None for name in _RESIDUAL_FILTERS)
         page_size = max(query.limit + 1, _FILTERED_PAGE) if filtered else query.limit + 1
-        if query.family is not None:
+        keyed = self._rarest([(name, getattr(query, name)) for name in _KEYED_FILTERS if getattr(query, name)])
+        if keyed is not None:  # the rarest keyed filter given: read its keys
+            partitions = [(None, f"BY#{keyed[0]}#{keyed[1]}")]
+        elif query.family is not None:
             partitions = [("gsi1", f"FAMILY#{query.family}")]
         else:
             partitions = [("gsi2", f"MONTH#{month}") for month in self._months(low, high)]
@@ -322,11 +355,25 @@ class DynamoDBStore:
                 return events, encode_cursor(event, query)
         return events, None
 
+    def _rarest(self, keyed: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """Of the keyed filters a query gives, the one fewest events match (the chip summaries say)."""
+        if len(keyed) < 2:
+            return keyed[0] if keyed else None
+        matching: dict[tuple[str, str], int] = {}
+        for chip in self.tallies(CHIP):
+            model = chip.scope.rsplit("|", 1)[1]
+            for name, value in keyed:
+                n = chip.counts.get("events", 0) if name == "model" and model == value else \
+                    chip.counts.get(f"{name}:{value}", 0)
+                matching[name, value] = matching.get((name, value), 0) + n
+        return min(keyed, key=lambda filter_: matching.get(filter_, 0))
+
     def _events_between(
-        self, index: str, partition: str, low: str | None, high: str | None, page_size: int
+        self, index: str | None, partition: str, low: str | None, high: str | None, page_size: int
     ) -> Iterator[StoredEvent]:
-        """The events of one index partition with low <= sort key < high, newest first."""
-        pk, sk = _INDEXES[index]
+        """The events of one index partition (or, index None, a partition of filter keys in the table)
+        with low <= sort key < high, newest first."""
+        pk, sk = _INDEXES[index] if index else ("pk", "sk")
         condition, values = f"{pk} = :pk", _values(pk=partition)
         if low and high:
             # BETWEEN is inclusive: the event at `high` itself (the cursor's) is dropped below
@@ -339,12 +386,32 @@ class DynamoDBStore:
             condition += f" AND {sk} < :high"
             values |= _values(high=high)
         items = self._query(
-            IndexName=index, KeyConditionExpression=condition, ExpressionAttributeValues=values,
-            ScanIndexForward=False, Limit=page_size,
+            **({"IndexName": index} if index else {}), KeyConditionExpression=condition,
+            ExpressionAttributeValues=values, ScanIndexForward=False, Limit=page_size,
         )
-        for item in items:
-            if high is None or item[sk]["S"] < high:
-                yield _event(item)
+        items = (item for item in items if high is None or item[sk]["S"] < high)
+        if index:
+            yield from map(_event, items)
+            return
+        while keys := list(itertools.islice(items, page_size)):  # filter keys: the events, a batch at a time
+            yield from self._events_by_id([key["id"]["S"] for key in keys])
+
+    def _events_by_id(self, ids: list[str]) -> list[StoredEvent]:
+        """Events by id, in the order given (one that is gone is left out), 100 to a BatchGetItem."""
+        found: dict[str, StoredEvent] = {}
+        for start in range(0, len(ids), 100):
+            wanted = {"Keys": [_item(pk=f"EVENT#{i}", sk="EVENT") for i in ids[start:start + 100]]}
+            while wanted:
+                response = self.client.batch_get_item(RequestItems={self.table: wanted})
+                for item in response["Responses"].get(self.table, []):
+                    event = _event(item)
+                    found[event.id] = event
+                wanted = response.get("UnprocessedKeys", {}).get(self.table)
+        return [found[i] for i in ids if i in found]
+
+    def _delete_filter_keys(self, keys: list[Item]) -> None:
+        for key in keys:
+            self.client.delete_item(TableName=self.table, Key={"pk": key["pk"], "sk": key["sk"]})
 
     def _months(self, low: str | None, high: str | None) -> list[str]:
         """The months that have events, newest first, within the bounds."""
@@ -375,8 +442,18 @@ class DynamoDBStore:
 
     # the dependence signal ----------------------------------------------------------------------
     def put_article_stats(self, stats: ArticleStats) -> None:
-        day = stats.day.isoformat()
-        self._put(_item(pk=f"STATS#{day[:7]}", sk=f"{day}#{url_key(stats.url)}", data=stats.model_dump_json()))
+        day, reported = stats.day.isoformat(), reported_families()
+        key = _item(pk=f"STATS#{day[:7]}", sk=f"{day}#{url_key(stats.url)}")
+        new = stats_contribution(stats, reported)
+        for _ in range(_CONTENDED_TRIES):  # replaced: the difference only, if no other writer came between
+            stored = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+            before = stats_contribution(ArticleStats.model_validate_json(stored["data"]["S"]), reported) \
+                if stored else None
+            put = {"Put": {"TableName": self.table, "Item": key | _item(data=stats.model_dump_json()),
+                           **_unchanged_since(stored)}}
+            if self._write_counted(put, Contribution(new.scope, difference(new, before))):
+                return
+        raise StoreError(f"article stats of {stats.url}: kept changing under {_CONTENDED_TRIES} tries")
 
     def article_stats(self, since: date, until: date) -> Iterator[ArticleStats]:
         if since >= until:
@@ -391,6 +468,107 @@ class DynamoDBStore:
             for item in items:
                 yield ArticleStats.model_validate_json(item["data"]["S"])
             month = (month + timedelta(days=32)).replace(day=1)
+
+    # summaries (chalicelib.summaries): one item per chip and per day, `n|<name>` counts, `f|`/`l|` times -----
+    def tallies(self, prefix: str, start: str | None = None, end: str | None = None) -> list[Tally]:
+        kind = prefix.rstrip("|")
+        condition, values = "pk = :pk", {"pk": f"TALLY#{kind}"}
+        if start or end:  # BETWEEN is inclusive: the `end` scope itself is dropped below
+            condition += " AND sk BETWEEN :low AND :high"
+            values |= {"low": start or "", "high": end or "\uffff"}
+        items = self._query(KeyConditionExpression=condition, ExpressionAttributeValues=_values(**values))
+        tallies = [_tally(prefix, item) for item in items if end is None or item["sk"]["S"] < end]
+        return [tally for tally in tallies if tally.counts]
+
+    def rebuild_tallies(self) -> None:
+        # a maintenance job (reextract), not a request path: it Scans the events and stats
+        events, stats = [], []
+        for page in self.client.get_paginator("scan").paginate(
+            TableName=self.table, FilterExpression="begins_with(pk, :event) OR begins_with(pk, :stats)",
+            ExpressionAttributeValues=_values(event="EVENT#", stats="STATS#"),
+        ):
+            for item in page["Items"]:
+                if item["pk"]["S"].startswith("EVENT#"):
+                    events.append(_event(item))
+                    for key in _filter_keys(events[-1]):  # a table from before filter keys gets them here
+                        self._put(key)
+                else:
+                    stats.append(ArticleStats.model_validate_json(item["data"]["S"]))
+        rebuilt = {tally.scope: tally for tally in recount(events, stats, reported_families())}
+        for tally in rebuilt.values():
+            kind, rest = tally.scope.split("|", 1)
+            self._put(_item(pk=f"TALLY#{kind}", sk=rest) | _tally_attributes(tally))
+        for prefix in (CHIP, DAY):
+            for item in self._query(KeyConditionExpression="pk = :pk",
+                                    ExpressionAttributeValues=_values(pk=f"TALLY#{prefix.rstrip('|')}")):
+                if prefix + item["sk"]["S"] not in rebuilt:
+                    self.client.delete_item(TableName=self.table, Key=_item(pk=item["pk"]["S"], sk=item["sk"]["S"]))
+
+    def _put_counted_event(self, event: StoredEvent) -> bool:
+        """Put a new event and count it in its chip's tally, in one transaction: True if it was new. Its
+        filter keys go first (idempotent puts), so an event is never stored without them."""
+        for key in _filter_keys(event):
+            self._put(key)
+        put = {"Put": {"TableName": self.table, "Item": _event_item(event),
+                       "ConditionExpression": "attribute_not_exists(pk)"}}
+        contribution = event_contribution(event)
+        written = self._write_counted(put, contribution, newest=True)
+        if written is None:  # not the chip's newest event (workers out of order): count, then widen the times
+            written = bool(self._write_counted(put, contribution))
+            if written:
+                self._widen_times(contribution)
+        return bool(written)
+
+    def _write_counted(self, write: Item, contribution: Contribution, newest: bool = False) -> bool | None:
+        """`write` and the contribution's counts in one transaction. False: `write`'s condition failed (it was
+        done before); None (`newest`): the tally holds a later time than the contribution's."""
+        kind, rest = contribution.scope.split("|", 1)
+        names, values, adds, sets = {}, {}, [], []
+        for i, (name, n) in enumerate(contribution.counts.items()):
+            names[f"#n{i}"], values[f":n{i}"] = f"n|{name}", {"N": str(n)}
+            adds.append(f"#n{i} :n{i}")
+        for i, name in enumerate(contribution.timed):
+            names[f"#f{i}"], names[f"#l{i}"] = f"f|{name}", f"l|{name}"
+            sets.append(f"#f{i} = if_not_exists(#f{i}, :at)")
+            sets.append(f"#l{i} = :at" if newest else f"#l{i} = if_not_exists(#l{i}, :at)")
+        update: Item = {"TableName": self.table, "Key": _item(pk=f"TALLY#{kind}", sk=rest),
+                        "UpdateExpression": " ".join(filter(None, (
+                            "ADD " + ", ".join(adds) if adds else "", "SET " + ", ".join(sets) if sets else "")))}
+        if contribution.at is not None:
+            values[":at"] = {"S": timestamp(contribution.at)}
+        if newest and contribution.timed:  # the chip's newest event so far: its time is the last
+            update["ConditionExpression"] = "attribute_not_exists(#l0) OR #l0 <= :at"
+        if not adds and not sets:
+            self.client.transact_write_items(TransactItems=[write])
+            return True
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if values:
+            update["ExpressionAttributeValues"] = values
+        try:
+            self.client.transact_write_items(TransactItems=[write, {"Update": update}])
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if _error_code(exc) != "TransactionCanceledException" or "ConditionalCheckFailed" not in reasons:
+                raise
+            return False if reasons[0] == "ConditionalCheckFailed" else None
+        return True
+
+    def _widen_times(self, contribution: Contribution) -> None:
+        """Move each timed name's first time back, or last time on, to the contribution's if it lies outside."""
+        kind, rest = contribution.scope.split("|", 1)
+        for name in contribution.timed:
+            for attribute, comparison in ((f"f|{name}", ">"), (f"l|{name}", "<")):
+                try:
+                    self.client.update_item(
+                        TableName=self.table, Key=_item(pk=f"TALLY#{kind}", sk=rest),
+                        UpdateExpression="SET #t = :at", ConditionExpression=f"#t {comparison} :at",
+                        ExpressionAttributeNames={"#t": attribute},
+                        ExpressionAttributeValues={":at": {"S": timestamp(contribution.at)}},
+                    )
+                except ClientError as exc:
+                    if _error_code(exc) != "ConditionalCheckFailedException":
+                        raise
 
     # first sightings --------------------------------------------------------------------------
     def claim_sighting(self, sighting: Sighting, alert: Alert | None = None) -> bool:
@@ -486,6 +664,39 @@ class DynamoDBStore:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+# A write that reads before it writes (article stats) tries this often while other writers change the item.
+_CONTENDED_TRIES = 8
+
+
+def _unchanged_since(stored: Item | None) -> dict[str, Any]:
+    """A condition that the item is as it was read (or still absent)."""
+    if stored is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {"ConditionExpression": "#data = :data", "ExpressionAttributeNames": {"#data": "data"},
+            "ExpressionAttributeValues": {":data": stored["data"]}}
+
+
+def _tally(prefix: str, item: Item) -> Tally:
+    tally = Tally(scope=prefix + item["sk"]["S"])
+    for attribute, value in item.items():
+        kind, _, name = attribute.partition("|")
+        if kind == "n" and int(value["N"]):
+            tally.counts[name] = int(value["N"])
+        elif kind == "f":
+            tally.first[name] = datetime.fromisoformat(value["S"])
+        elif kind == "l":
+            tally.last[name] = datetime.fromisoformat(value["S"])
+    return tally
+
+
+def _tally_attributes(tally: Tally) -> Item:
+    attributes: Item = {f"n|{name}": {"N": str(n)} for name, n in tally.counts.items()}
+    for name, at in tally.first.items():
+        attributes[f"f|{name}"] = {"S": timestamp(at)}
+        attributes[f"l|{name}"] = {"S": timestamp(tally.last[name])}
+    return attributes
+
+
 def _alert_attributes(alert: Alert | None) -> dict[str, str]:
     """The alert on its sighting item; while pending, also in gsi1 (ALERT, by due time)."""
     if alert is None:
@@ -505,6 +716,13 @@ def _sighting(kind: str, item: Item) -> Sighting:
     rest = item["sk"]["S"]
     return Sighting(key=f"{kind}|{rest}" if rest != "-" else kind, event_id=item["event_id"]["S"],
                     first_seen=datetime.fromisoformat(item["first_seen"]["S"]))
+
+
+def _filter_keys(event: StoredEvent) -> list[Item]:
+    """The event's key items, one per value of a keyed filter: small (no data), found by Query, read back by id."""
+    key = f"{timestamp(event.first_seen)}#{event.id}"
+    values = [("model", event.model), ("fab", event.fab), *(("nvidia", m) for m in sorted(set(event.nvidia_models)))]
+    return [_item(pk=f"BY#{name}#{value}", sk=key, id=event.id) for name, value in values if value]
 
 
 def _event_item(event: StoredEvent) -> Item:

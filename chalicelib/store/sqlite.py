@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -10,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-from chalicelib.duplicates import is_near, near_duplicate_expiry, simhash_bands
+from chalicelib.duplicates import is_near, is_original, near_duplicate_expiry, simhash_bands
 from chalicelib.keys import MarkerKind, SightingKey, SightingKind, chip_key, marker_key, sighting_prefix
 from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
 from chalicelib.store.common import (
@@ -19,6 +18,15 @@ from chalicelib.store.common import (
     decompress_text,
     encode_cursor,
     timestamp,
+)
+from chalicelib.summaries import (
+    Contribution,
+    Tally,
+    difference,
+    event_contribution,
+    recount,
+    reported_families,
+    stats_contribution,
 )
 
 _SCHEMA = """
@@ -33,18 +41,43 @@ CREATE TABLE IF NOT EXISTS simhash_bands (
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, article_url TEXT NOT NULL, first_seen TEXT NOT NULL,
     company TEXT NOT NULL, family TEXT NOT NULL, data TEXT NOT NULL,
-    chip TEXT NOT NULL, claims INTEGER NOT NULL);
+    chip TEXT NOT NULL, claims INTEGER NOT NULL, model TEXT, fab TEXT, use TEXT, lang TEXT);
 CREATE INDEX IF NOT EXISTS events_time ON events (first_seen, id);
 CREATE INDEX IF NOT EXISTS events_family ON events (family, first_seen, id);
 CREATE INDEX IF NOT EXISTS events_company ON events (company, first_seen, id);
+-- with the chip's company and family: a model of another chip (baidu's 910C) is told from the index alone
+CREATE INDEX IF NOT EXISTS events_model ON events (model, first_seen, id, company, family) WHERE model IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_fab ON events (fab, first_seen, id) WHERE fab IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_use ON events (use, first_seen, id) WHERE use IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_lang ON events (lang, first_seen, id);
 CREATE INDEX IF NOT EXISTS events_article ON events (article_url);
 CREATE INDEX IF NOT EXISTS events_chip_claims ON events (chip, claims, first_seen, id);
+-- the Nvidia products each event's article names, one row each (the nvidia filter's index), kept by triggers
+-- on every write of the events table
+CREATE TABLE IF NOT EXISTS event_nvidia (
+    model TEXT NOT NULL, first_seen TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (model, first_seen, id))
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_nvidia_id ON event_nvidia (id);
+CREATE TRIGGER IF NOT EXISTS events_nvidia_insert AFTER INSERT ON events BEGIN
+    INSERT OR IGNORE INTO event_nvidia (model, first_seen, id)
+        SELECT value, NEW.first_seen, NEW.id FROM json_each(NEW.data, '$.nvidia_models');
+END;
+CREATE TRIGGER IF NOT EXISTS events_nvidia_update AFTER UPDATE OF data, first_seen, id ON events BEGIN
+    DELETE FROM event_nvidia WHERE id = OLD.id;
+    INSERT OR IGNORE INTO event_nvidia (model, first_seen, id)
+        SELECT value, NEW.first_seen, NEW.id FROM json_each(NEW.data, '$.nvidia_models');
+END;
+CREATE TRIGGER IF NOT EXISTS events_nvidia_delete AFTER DELETE ON events BEGIN
+    DELETE FROM event_nvidia WHERE id = OLD.id;
+END;
 CREATE TABLE IF NOT EXISTS article_stats (day TEXT NOT NULL, url TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (day, url));
 CREATE TABLE IF NOT EXISTS sightings (
     key TEXT PRIMARY KEY, event_id TEXT NOT NULL, first_seen TEXT NOT NULL,
     alert TEXT, alert_due TEXT, lease_until TEXT);
 CREATE INDEX IF NOT EXISTS sightings_alerts_due ON sightings (alert_due) WHERE alert_due IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tallies (scope TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
+    first TEXT, last TEXT, PRIMARY KEY (scope, name));
 """
 
 
@@ -60,6 +93,10 @@ class SQLiteStore:
         with self._db() as db:
             _add_missing_columns(db)
             db.executescript(_SCHEMA)
+        db = self._db()
+        counted = db.execute("SELECT 1 FROM tallies LIMIT 1").fetchone()
+        if not counted and db.execute("SELECT 1 FROM events UNION ALL SELECT 1 FROM article_stats LIMIT 1").fetchone():
+            self.rebuild_tallies()  # a file from before summaries were kept: count what it holds, once
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -112,7 +149,7 @@ class SQLiteStore:
                 "data = excluded.data, text = excluded.text",
                 (article.url, article.status, next_attempt, data, compress_text(article.text)),
             )
-            if article.status == "ok" and article.simhash is not None:
+            if is_original(article):
                 db.executemany(
                     "INSERT OR REPLACE INTO simhash_bands (band, value, url, simhash, expires_at) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -155,14 +192,15 @@ class SQLiteStore:
 
     # events -----------------------------------------------------------------------------------
     def put_events(self, events: list[StoredEvent]) -> int:
-        db = self._db()
-        created = 0
+        db, created = self._db(), 0
         with db:
             db.execute("BEGIN IMMEDIATE")
             for event in events:
-                created += db.execute(
-                    f"INSERT OR IGNORE INTO events {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _event_row(event)
-                ).rowcount
+                if db.execute(
+                    f"INSERT OR IGNORE INTO events {_EVENT_COLUMNS} {_EVENT_VALUES}", _event_row(event)
+                ).rowcount:
+                    created += 1
+                    _add_to_tally(db, event_contribution(event))  # in the same transaction: counted once
         return created
 
     def replace_article_events(self, url: str, events: list[StoredEvent]) -> tuple[int, int]:
@@ -170,20 +208,29 @@ class SQLiteStore:
         with db:
             db.execute("BEGIN IMMEDIATE")
             old = {
-                row[0]: row[1]
-                for row in db.execute("SELECT id, first_seen FROM events WHERE article_url = ?", (url,))
+                row[0]: StoredEvent.model_validate_json(row[1])
+                for row in db.execute("SELECT id, data FROM events WHERE article_url = ?", (url,))
             }
             keep = {e.id for e in events}
             removed = [i for i in old if i not in keep]
             db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in removed])
+            for event_id in removed:
+                _add_to_tally(db, event_contribution(old[event_id]).negated())
             for event in events:
-                if event.id in old:  # keep when it was first seen
-                    event = event.model_copy(update={"first_seen": datetime.fromisoformat(old[event.id])})
+                before = old.get(event.id)
+                if before is not None:  # keep when it was first seen
+                    event = event.model_copy(update={"first_seen": before.first_seen})
                 db.execute(
-                    f"INSERT INTO events {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET data = excluded.data, claims = excluded.claims",
+                    f"INSERT INTO events {_EVENT_COLUMNS} {_EVENT_VALUES} "
+                    f"ON CONFLICT (id) DO UPDATE SET {_EVENT_CHANGES}",
                     _event_row(event),
                 )
+                new = event_contribution(event)
+                if before is None:
+                    _add_to_tally(db, new)
+                else:  # same chip (the id says so): what the event claims may have changed
+                    _add_to_tally(db, Contribution(new.scope, difference(new, event_contribution(before)),
+                                                   new.timed, new.at))
         return len(keep - old.keys()), len(removed)
 
     def get_event(self, event_id: str) -> StoredEvent | None:
@@ -197,35 +244,22 @@ class SQLiteStore:
         return [StoredEvent.model_validate_json(r[0]) for r in rows]
 
     def query_events(self, query: EventQuery, cursor: str | None = None) -> tuple[list[StoredEvent], str | None]:
-        where, params = [], []
-        # company and family have their own indexes; the rest is filtered on the JSON document
-        for column in ("company", "family"):
-            if (value := getattr(query, column)) is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        json_filters = (("$.model", query.model), ("$.fab", query.fab), ("$.use", query.use), ("$.lang", query.lang))
-        for path, value in json_filters:
-            if value is not None:
-                where.append(f"json_extract(data, '{path}') = ?")
-                params.append(value)
-        if query.nvidia:
-            where.append("EXISTS (SELECT 1 FROM json_each(data, '$.nvidia_models') WHERE value = ?)")
-            params.append(query.nvidia)
+        # each filter has an index (value, first_seen, id): one of them is walked newest first, up to the limit
+        filters = {name: value for name in _FILTER_INDEXES if (value := getattr(query, name)) is not None}
+        if not query.nvidia:
+            filters.pop("nvidia", None)  # an empty one filters nothing
+        bounds: list[tuple[str, list[str]]] = []  # on the walked index's (first_seen, id); {t}: its table
         if query.since:
-            where.append("first_seen >= ?")
-            params.append(timestamp(query.since))
+            bounds.append(("{t}.first_seen >= ?", [timestamp(query.since)]))
         if query.until:
-            where.append("first_seen < ?")
-            params.append(timestamp(query.until))
+            bounds.append(("{t}.first_seen < ?", [timestamp(query.until)]))
         if cursor:
-            stamp, last_id = decode_cursor(cursor, query)
-            where.append("(first_seen < ? OR (first_seen = ? AND id < ?))")
-            params += [stamp, stamp, last_id]
-        sql = "SELECT data FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY first_seen DESC, id DESC LIMIT ?"
-        rows = self._db().execute(sql, [*params, query.limit + 1]).fetchall()
+            bounds.append(("({t}.first_seen, {t}.id) < (?, ?)", list(decode_cursor(cursor, query))))
+        db = self._db()
+        if _no_such_chip(db, filters):
+            return [], None
+        sql, params = _events_sql(_driving_filter(db, filters, bounds), filters, bounds)
+        rows = db.execute(sql, [*params, query.limit + 1]).fetchall()
         events = [StoredEvent.model_validate_json(r[0]) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return events, encode_cursor(events[-1], query) if more and events else None
@@ -239,11 +273,19 @@ class SQLiteStore:
 
     # the dependence signal ----------------------------------------------------------------------
     def put_article_stats(self, stats: ArticleStats) -> None:
-        self._db().execute(
-            "INSERT INTO article_stats (day, url, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (day, url) DO UPDATE SET data = excluded.data",
-            (stats.day.isoformat(), stats.url, stats.model_dump_json()),
-        )
+        db, key = self._db(), (stats.day.isoformat(), stats.url)
+        reported = reported_families()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT data FROM article_stats WHERE day = ? AND url = ?", key).fetchone()
+            before = stats_contribution(ArticleStats.model_validate_json(row[0]), reported) if row else None
+            db.execute(
+                "INSERT INTO article_stats (day, url, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (day, url) DO UPDATE SET data = excluded.data",
+                (*key, stats.model_dump_json()),
+            )
+            new = stats_contribution(stats, reported)
+            _add_to_tally(db, Contribution(new.scope, difference(new, before)))  # replaced: the difference only
 
     def article_stats(self, since: date, until: date) -> Iterator[ArticleStats]:
         cursor = self._db().execute(
@@ -252,6 +294,36 @@ class SQLiteStore:
         )
         for row in cursor:
             yield ArticleStats.model_validate_json(row[0])
+
+    # summaries ----------------------------------------------------------------------------------
+    def tallies(self, prefix: str, start: str | None = None, end: str | None = None) -> list[Tally]:
+        low, high = prefix + (start or ""), prefix + end if end else prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self._db().execute(
+            "SELECT scope, name, n, first, last FROM tallies WHERE scope >= ? AND scope < ? AND n != 0 "
+            "ORDER BY scope, name", (low, high),
+        ).fetchall()
+        tallies: list[Tally] = []
+        for scope, name, n, first, last in rows:
+            if not tallies or tallies[-1].scope != scope:
+                tallies.append(Tally(scope=scope))
+            tallies[-1].counts[name] = n
+            if first:
+                tallies[-1].first[name] = datetime.fromisoformat(first)
+                tallies[-1].last[name] = datetime.fromisoformat(last)
+        return tallies
+
+    def rebuild_tallies(self) -> None:
+        db = self._db()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            events = (StoredEvent.model_validate_json(r[0]) for r in db.execute("SELECT data FROM events").fetchall())
+            stats = (ArticleStats.model_validate_json(r[0]) for r in db.execute("SELECT data FROM article_stats"))
+            rebuilt = recount(events, list(stats), reported_families())
+            db.execute("DELETE FROM tallies")
+            db.executemany(
+                "INSERT INTO tallies (scope, name, n, first, last) VALUES (?, ?, ?, ?, ?)",
+                [(t.scope, name, n, *_times(t, name)) for t in rebuilt for name, n in t.counts.items()],
+            )
 
     # first sightings and the alert outbox ----------------------------------------------------
     def claim_sighting(self, sighting: Sighting, alert: Alert | None = None) -> bool:
@@ -320,39 +392,148 @@ _ADDED_COLUMNS = {
     "events": {
         "chip": "TEXT NOT NULL DEFAULT ''",
         "claims": "INTEGER NOT NULL DEFAULT 0",
+        # the filters' columns (lang is NULL only in rows not filled in yet)
+        "model": "TEXT", "fab": "TEXT", "use": "TEXT", "lang": "TEXT",
     },
     "sightings": {"alert": "TEXT", "alert_due": "TEXT", "lease_until": "TEXT"},
     "simhash_bands": {"expires_at": "INTEGER"},  # NULL for bands stored before: they never expire
 }
-# and how to fill them in from what those rows already hold
+# and how to fill them in from what those rows already hold (each finds the rows left to fill through an index)
 _BACKFILL = [
     "UPDATE events SET chip = company || '|' || family || '|' || coalesce(json_extract(data, '$.model'), ''), "
     "claims = (json_extract(data, '$.fab') IS NOT NULL OR json_extract(data, '$.use') IS NOT NULL) WHERE chip = ''",
+    "UPDATE events SET model = json_extract(data, '$.model'), fab = json_extract(data, '$.fab'), "
+    "use = json_extract(data, '$.use'), lang = coalesce(json_extract(data, '$.lang'), '') WHERE lang IS NULL",
 ]
+# Tables added since: a file made before gets them (from the schema) filled in from its events
+_ADDED_TABLES = {
+    "event_nvidia": "INSERT OR IGNORE INTO event_nvidia (model, first_seen, id) SELECT j.value, e.first_seen, e.id "
+                    "FROM events AS e, json_each(e.data, '$.nvidia_models') AS j",
+}
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for table, columns in _ADDED_COLUMNS.items():
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if not present:
+        if table not in tables:
             continue  # a new file: the schema creates the table whole
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         for column, kind in columns.items():
             if column not in present:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
-        for statement in _BACKFILL:
-            db.execute(statement)
+    if "events" not in tables:
+        return
+    for statement in _BACKFILL:
+        db.execute(statement)
+    added = [table for table in _ADDED_TABLES if table not in tables]
+    if added:
+        db.executescript(_SCHEMA)  # creates them, their indexes and triggers (and the new columns' indexes)
+        for table in added:
+            db.execute(_ADDED_TABLES[table])
 
 
-_EVENT_COLUMNS = "(id, article_url, first_seen, company, family, data, chip, claims)"
+_EVENT_COLUMNS = "(id, article_url, first_seen, company, family, data, chip, claims, model, fab, use, lang)"
+_EVENT_VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# what replacing a stored event changes (its id names its article and chip; its first sighting stays)
+_EVENT_CHANGES = ("data = excluded.data, claims = excluded.claims, model = excluded.model, fab = excluded.fab, "
+                  "use = excluded.use, lang = excluded.lang")
 
 
 def _event_row(event: StoredEvent) -> tuple:
+    """The values of _EVENT_COLUMNS (the Nvidia products reach event_nvidia by trigger, from `data`)."""
     return (
         event.id, event.article.url, timestamp(event.first_seen), event.company, event.family,
-        json.dumps(event.model_dump(mode="json"), ensure_ascii=False),
+        event.model_dump_json(),
         chip_key(event.company, event.family, event.model), int(bool(event.fab or event.use)),
+        event.model, event.fab, event.use, event.lang,
     )
+
+
+# The index of each filter, (value, first_seen, id), in the order they are likely to be selective (a model is
+# rare, a language common); the Nvidia products' is the table event_nvidia (its primary key).
+_FILTER_INDEXES = {
+    "model": "events_model", "family": "events_family", "company": "events_company", "nvidia": "event_nvidia",
+    "fab": "events_fab", "use": "events_use", "lang": "events_lang",
+}
+_PROBE = 1000  # index entries read at most per filter, when several are given, to find the sparsest
+
+
+def _driving_filter(db: sqlite3.Connection, filters: dict[str, str], bounds: list[tuple[str, list[str]]]) -> str | None:
+    """The filter whose index the query walks. Of several, the sparsest where the walk starts: the one with
+    the fewest entries within the bounds or, of those with _PROBE or more, the one whose _PROBE-th newest is
+    the oldest (a walk of _PROBE entries of each index, which holds what it reads); ties go to the first in
+    _FILTER_INDEXES order (filters are in it)."""
+    if len(filters) < 2:
+        return next(iter(filters), None)
+    reach = {}
+    for name, value in filters.items():
+        table, column = ("event_nvidia", "model") if name == "nvidia" else ("events", name)
+        index = "" if name == "nvidia" else f" INDEXED BY {_FILTER_INDEXES[name]}"
+        where = " AND ".join([f"{column} = ?", *(term.format(t=table) for term, _ in bounds)])
+        count, oldest = db.execute(
+            f"SELECT count(*), min(first_seen) FROM (SELECT first_seen FROM {table}{index} WHERE {where} "
+            "ORDER BY first_seen DESC, id DESC LIMIT ?)",
+            [value, *(v for _, values in bounds for v in values), _PROBE],
+        ).fetchone()
+        reach[name] = (count, oldest or "")
+    return min(filters, key=reach.__getitem__)
+
+
+def _no_such_chip(db: sqlite3.Connection, filters: dict[str, str]) -> bool:
+    """Whether no event at all has the company and family (and model) asked for together: a query that
+    contradicts itself (huawei's kunlun) answered from the chip index, not by walking all of kunlun."""
+    if "company" not in filters or "family" not in filters:
+        return False
+    prefix = chip_key(filters["company"], filters["family"], filters.get("model"))
+    if "model" in filters:
+        return not db.execute("SELECT 1 FROM events WHERE chip = ? LIMIT 1", (prefix,)).fetchone()
+    return not db.execute(
+        "SELECT 1 FROM events WHERE chip >= ? AND chip < ? LIMIT 1", (prefix, prefix[:-1] + "}")).fetchone()
+
+
+def _events_sql(
+    driver: str | None, filters: dict[str, str], bounds: list[tuple[str, list[str]]]
+) -> tuple[str, list[str]]:
+    """The events matching `filters` and `bounds`, newest first: the driving filter's index walked in
+    (first_seen, id) order from the upper bound, the other filters checked on each row it reaches (LIMIT ? left
+    to bind)."""
+    if driver == "nvidia":
+        source, walked = "event_nvidia AS n CROSS JOIN events ON events.id = n.id", "n"
+    else:
+        source, walked = f"events INDEXED BY {_FILTER_INDEXES.get(driver or '', 'events_time')}", "events"
+    where, params = [], []
+    for name, value in filters.items():
+        if name == "nvidia" and driver != "nvidia":
+            where.append("EXISTS (SELECT 1 FROM event_nvidia AS n "
+                         "WHERE n.model = ? AND n.first_seen = events.first_seen AND n.id = events.id)")
+        else:
+            where.append("n.model = ?" if name == "nvidia" else f"events.{name} = ?")
+        params.append(value)
+    for term, values in bounds:
+        where.append(term.format(t=walked))
+        params += values
+    sql = f"SELECT events.data FROM {source}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    return sql + f" ORDER BY {walked}.first_seen DESC, {walked}.id DESC LIMIT ?", params
+
+
+def _add_to_tally(db: sqlite3.Connection, contribution: Contribution) -> None:
+    """Add the counts; the first and last times of its timed names move out to its time if it is outside them."""
+    at = timestamp(contribution.at) if contribution.at else None
+    db.executemany(
+        "INSERT INTO tallies (scope, name, n, first, last) VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, name) "
+        "DO UPDATE SET n = n + excluded.n, "
+        "first = CASE WHEN first IS NULL OR excluded.first < first THEN coalesce(excluded.first, first) "
+        "ELSE first END, "
+        "last = CASE WHEN last IS NULL OR excluded.last > last THEN coalesce(excluded.last, last) ELSE last END",
+        [(contribution.scope, name, n, *((at, at) if name in contribution.timed else (None, None)))
+         for name, n in contribution.counts.items()],
+    )
+
+
+def _times(tally: Tally, name: str) -> tuple[str | None, str | None]:
+    if name not in tally.first:
+        return None, None
+    return timestamp(tally.first[name]), timestamp(tally.last[name])
 
 
 def _alert_columns(alert: Alert | None) -> tuple[str | None, str | None]:
