@@ -329,9 +329,10 @@ class DynamoDBStore:
         high = min(highs) if highs else None
         if low and high and low >= high:  # an empty range (DynamoDB refuses a BETWEEN whose bounds are reversed)
             return [], None
-        filtered = any(getattr(query, name) is not None for name in _RESIDUAL_FILTERS)
-        page_size = max(query.limit + 1, _FILTERED_PAGE) if filtered else query.limit + 1
         keyed = self._rarest([(name, getattr(query, name)) for name in _KEYED_FILTERS if getattr(query, name)])
+        # filters the partition read does not answer: pages of many, most of which may not pass
+        filtered = any(getattr(query, name) is not None for name in _RESIDUAL_FILTERS if not keyed or name != keyed[0])
+        page_size = max(query.limit + 1, _FILTERED_PAGE) if filtered else query.limit + 1
         if keyed is not None:  # the rarest keyed filter given: read its keys
             partitions = [(None, f"BY#{keyed[0]}#{keyed[1]}")]
         elif query.family is not None:
