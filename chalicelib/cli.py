@@ -194,8 +194,9 @@ def _cmd_feeds_check(args: argparse.Namespace) -> int:
     from chalicelib.feeds import BUNDLED_FEEDS, load_feed_list
     from chalicelib.ingest import Options
 
-    feeds = load_feed_list(args.feeds or settings().feeds or BUNDLED_FEEDS)
-    options = Options(allow_loopback=args.allow_loopback, google_news_url=settings().google_news_url)
+    config = settings()
+    feeds = load_feed_list(args.feeds or config.feeds or BUNDLED_FEEDS)
+    options = Options(allow_loopback=args.allow_loopback, google_news_url=config.google_news_url)
     reports = check_feeds(feeds, options, pages=max(args.pages, 0), workers=args.workers,
                           progress=lambda report: _say(report.line()))
     _say(summary_line(reports))

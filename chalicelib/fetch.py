@@ -181,9 +181,8 @@ def _request(
     url: str, allow_loopback: bool, limits: Limits, deadline: _Deadline, headers: dict[str, str],
     data: bytes | None = None,
 ) -> tuple[int, dict[str, str], urllib3.BaseHTTPResponse]:
+    check_link(url, allow_loopback)  # http(s), a host, and not an internal address written out
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidURL(f"not an http(s) URL: {url!r}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:

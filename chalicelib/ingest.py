@@ -39,6 +39,7 @@ from chalicelib.models import (
 from chalicelib.newslinks import GOOGLE_NEWS_URL, decode_google, is_wrapper, needs_decoder
 from chalicelib.sightings import claim_sightings
 from chalicelib.store import EventStore
+from chalicelib.text import CJK
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,13 @@ class ArticleText:
 # readers do the same): summaries run to a few hundred characters. A Han or kana character counts
 # three times, as it carries about as much as a short Latin word does.
 FULL_ENTRY_CHARS = 1_000
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # A summary that says it is one: cut off with an ellipsis, or ending in a "read more" link.
 _CUT_SHORT = re.compile(r"(\.\.\.|…|read more|continue reading|阅读全文|閱讀全文|查看全文|続きを読む)[\s\W]*$", re.I)
 
 
 def carries_article(text: str) -> bool:
     """Whether a feed entry's text is the whole article rather than a summary."""
-    weight = len(text) + 2 * len(_CJK.findall(text, 0, FULL_ENTRY_CHARS))
+    weight = len(text) + 2 * len(CJK.findall(text, 0, FULL_ENTRY_CHARS))
     return weight >= FULL_ENTRY_CHARS and not _CUT_SHORT.search(text[-60:])
 
 

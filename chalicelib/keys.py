@@ -22,7 +22,7 @@ def chip_key(company: str, family: str, model: str | None) -> str:
 
 
 class SightingKind(StrEnum):
-    SEEN = "seen"  # the chip's first event in the news (the catalog's seed is not one)
+    SEEN = "seen"  # the chip's first event in the news: written by releases before the chip summaries, no longer
     CHIP = "chip"  # the chip is known: seeded from the catalog, or first reported (a "new chip" alert)
     FAB = "fab"  # this fab is known for the chip: seeded, or first reported (a "new fab" alert)
 

@@ -16,12 +16,11 @@ from chalicelib.store import EventStore
 def claim_sightings(store: EventStore, events: Iterable[StoredEvent], now: datetime) -> int:
     """Claim the first sightings these events are, each with its Slack alert in the outbox: a new
     chip, and a new fab for a known chip (a new chip's alert names its fab already, so that fab is
-    recorded as seen without an alert of its own). Returns how many were first. Also records when
-    each chip was first named in the news (kind SEEN: the catalog seed does not count there)."""
+    recorded as seen without an alert of its own). Returns how many were first. (When a chip was
+    first named in the news is its summary's first time: chalicelib.summaries.)"""
     first = 0
     for event in events:
         chip = SightingKey(SightingKind.CHIP, event.company, event.family, event.model)
-        store.claim_sighting(Sighting(key=chip.with_kind(SightingKind.SEEN), event_id=event.id, first_seen=now))
         new_chip = store.claim_sighting(*_sighting(chip, "new chip", event, now))
         first += new_chip
         if event.fab:

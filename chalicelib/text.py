@@ -49,6 +49,7 @@ def one_line(text: str) -> str:
 
 _KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK = re.compile(f"{_KANA.pattern}|{_HAN.pattern}")  # a kana or Han character
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 

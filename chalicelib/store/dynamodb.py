@@ -533,19 +533,12 @@ class DynamoDBStore:
             sets.append(f"#f{i} = if_not_exists(#f{i}, :at)")
             sets.append(f"#l{i} = :at" if newest else f"#l{i} = if_not_exists(#l{i}, :at)")
         update: Item = {"TableName": self.table, "Key": _item(pk=f"TALLY#{kind}", sk=rest),
-                        "UpdateExpression": " ".join(filter(None, (
-                            "ADD " + ", ".join(adds) if adds else "", "SET " + ", ".join(sets) if sets else "")))}
+                        "UpdateExpression": "ADD " + ", ".join(adds) + (" SET " + ", ".join(sets) if sets else "")}
         if contribution.at is not None:
             values[":at"] = {"S": timestamp(contribution.at)}
         if newest and contribution.timed:  # the chip's newest event so far: its time is the last
             update["ConditionExpression"] = "attribute_not_exists(#l0) OR #l0 <= :at"
-        if not adds and not sets:
-            self.client.transact_write_items(TransactItems=[write])
-            return True
-        if names:
-            update["ExpressionAttributeNames"] = names
-        if values:
-            update["ExpressionAttributeValues"] = values
+        update["ExpressionAttributeNames"], update["ExpressionAttributeValues"] = names, values  # never empty
         try:
             self.client.transact_write_items(TransactItems=[write, {"Update": update}])
         except ClientError as exc:
