@@ -12,8 +12,10 @@ multiplies by a month of hourly polls, with the assumptions below, at AWS's list
 on demand, without free tiers; check the current price pages before relying on a figure).
 
 A poll is one of: a 304 (`--not-modified-share` of them), or a 200 from a feed listing `listed` entries
-that are all known (its entries looked up), plus, on average, `--articles-per-feed-day` / 24 new articles,
-each costing what the measured first poll cost beyond the same poll with nothing new.
+that are all known (remembered from its last poll), plus, on average, `--articles-per-feed-day` / 24 new
+articles, each costing what the measured first poll cost beyond the same poll with nothing new: a realworld
+page (almost none name a chip), or, for `--findings-share` of them, a labelled article naming chips (events,
+summaries, sightings). The totals at other shares are printed too.
 
 Lambda duration of a feed's poll = its CPU seconds scaled to the worker's share of a vCPU (memory / 1,769
 MB, Lambda's rule; a core here is taken as one Lambda vCPU) + its waits (the stated latency of each fetch,
@@ -97,6 +99,7 @@ class Model:
     arch: str
     not_modified_share: float
     articles_per_feed_day: float
+    findings_share: float
     dynamodb_latency: float
     api_memory_mb: int
     digest_memory_mb: int
@@ -116,18 +119,24 @@ class Model:
     def cpu_factor(self, memory_mb: int) -> float:
         return max(1.0, VCPU_MB / memory_mb)
 
-    def polls(self) -> tuple[Poll, Poll, Poll]:
-        """(a 304 poll, a 200 poll with nothing new, a new article), each per feed (per article)."""
+    def polls(self) -> tuple[Poll, Poll, Poll, Poll]:
+        """(a 304 poll, a 200 poll with nothing new, a new article without a finding, a new article with
+        findings), each per feed (per article)."""
         p = self.measured["polls"]
         article = Poll.per(p["new"], p["new"]["new_articles"], minus=p["unchanged"])
+        # the findings poll's feeds, less what their polls cost with nothing new, over its articles
+        found = p["findings"]
+        unchanged = Poll.per(p["unchanged"], p["unchanged"]["feeds"])
+        with_findings = Poll.per(found, found["new_articles"]).plus(unchanged, -found["feeds"] / found["new_articles"])
         not_modified = Poll.per(p["not modified"], p["not modified"]["feeds"])
-        return not_modified, Poll.per(p["listed"], p["listed"]["feeds"]), article
+        return not_modified, Poll.per(p["listed"], p["listed"]["feeds"]), article, with_findings
 
     def mean_poll(self) -> Poll:
-        not_modified, listed, article = self.polls()
+        not_modified, listed, article, with_findings = self.polls()
         zero = Poll(0, 0, 0, 0, 0, 0, 0)
+        new = self.articles_per_feed_day / 24
         return (zero.plus(not_modified, self.not_modified_share).plus(listed, 1 - self.not_modified_share)
-                .plus(article, self.articles_per_feed_day / 24))
+                .plus(article, new * (1 - self.findings_share)).plus(with_findings, new * self.findings_share))
 
     def lambda_seconds(self, poll: Poll) -> float:
         waits = poll.wait + poll.calls * self.dynamodb_latency
@@ -192,6 +201,10 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, nargs="+", default=[100, 10_000])
     parser.add_argument("--not-modified-share", type=float, default=0.6, help="polls answered 304 (0.6)")
     parser.add_argument("--articles-per-feed-day", type=float, default=12.0, help="new items a feed lists a day")
+    # most of 10,000 feeds are general news: a few in a hundred of their articles name a tracked chip or
+    # an Nvidia product (the realworld pages: 2 of 149); the chip queries' feeds, most of theirs
+    parser.add_argument("--findings-share", type=float, default=0.05,
+                        help="new articles naming a chip or an Nvidia product (0.05)")
     parser.add_argument("--dynamodb-latency", type=float, default=0.010, help="s a DynamoDB call waits (0.010)")
     parser.add_argument("--memory", type=int, help="the worker's MB (default: the prod stage's)")
     parser.add_argument("--arch", choices=sorted(LAMBDA_GB_SECOND), help="default: the prod stage's")
@@ -201,7 +214,8 @@ def main() -> None:
     measured = json.loads(args.measured.read_text())
     sizes, arch = stage_sizes()
     model = Model(measured, args.memory or sizes["run_feed_jobs"], args.arch or arch, args.not_modified_share,
-                  args.articles_per_feed_day, args.dynamodb_latency, sizes["api_handler"], sizes["send_daily_digest"],
+                  args.articles_per_feed_day, args.findings_share,
+                  args.dynamodb_latency, sizes["api_handler"], sizes["send_daily_digest"],
                   sizes["plan_feed_jobs"])
     costs = [model.monthly(n) for n in args.feeds]
 
@@ -213,7 +227,7 @@ def main() -> None:
     print("| **total (first month)** | " + " | ".join(f"**{sum(c.values()):,.2f}**" for c in costs) + " |")
 
     s = measured["setup"]
-    not_modified, listed, article = model.polls()
+    not_modified, listed, article, with_findings = model.polls()
     mean = model.mean_poll()
     print(f"\nMeasured ({args.measured.relative_to(ROOT) if args.measured.is_relative_to(ROOT) else args.measured}: "
           f"{s['feeds']} feeds a poll in jobs of {s['per_job']}, {s['threads']} threads; realworld pages; "
@@ -222,7 +236,8 @@ def main() -> None:
     print(f"{'':<30}{'CPU s':>7}{'waits s':>9}{'calls':>7}{'WRU':>7}{'RRU':>7}{'log B':>7}"
           f"{'Lambda s':>10}{'wall s':>8}")
     for name, p in (("304", not_modified), (f"200, {s['listed_per_feed']} entries known", listed),
-                    ("a new article", article), ("mean poll", mean)):
+                    ("a new article, no finding", article), ("a new article with findings", with_findings),
+                    ("mean poll", mean)):
         print(f"{name:<30}{p.cpu:>7.3f}{p.wait:>9.3f}{p.calls:>7.1f}{p.writes:>7.1f}{p.reads:>7.1f}"
               f"{p.log_bytes:>7.0f}{model.lambda_seconds(p):>10.3f}{p.wall:>8.3f}")
     print(f"Lambda s: at {model.memory_mb} MB ({model.memory_mb / VCPU_MB:.2f} vCPU), "
@@ -234,7 +249,10 @@ def main() -> None:
           f"write units by item kind: {per_article(measured, 'write')}; read units: {per_article(measured, 'read')}")
     print(f"\nAssumptions: every feed polled hourly ({HOURS} polls a month); {args.not_modified_share:.0%} of polls "
           f"answer 304, the rest 200 listing {s['listed_per_feed']} known entries; {args.articles_per_feed_day:g} new "
-          f"items a feed a day, each a new article; worker {model.memory_mb} MB {model.arch}, jobs of {s['per_job']} "
+          f"items a feed a day, each a new article, {args.findings_share:.0%} of them naming a chip or an Nvidia "
+          f"product (the realworld pages name almost none: {measured['storage']['articles_with_findings']} of "
+          f"{measured['polls']['new']['new_articles']}; the labelled articles all but a few); "
+          f"worker {model.memory_mb} MB {model.arch}, jobs of {s['per_job']} "
           f"feeds; every container cold once an hour (at most {MAX_WORKERS}); {len(METRICS)} custom metrics; "
           f"{PLATFORM_LOG_BYTES} B of Lambda's own log lines an invocation; SQS's idle long polls "
           f"({SQS_IDLE_POLLS:,} a month); planner {PLAN_SECONDS_PER_FEED * 1000:.2f} ms a feed (bench/plan.py); "
@@ -243,6 +261,10 @@ def main() -> None:
         top = sorted(c.items(), key=lambda kv: -kv[1])[:2]
         print(f"{n:,} feeds: ${sum(c.values()):,.2f} a month; most of it {top[0][0]} (${top[0][1]:,.2f}) and "
               f"{top[1][0]} (${top[1][1]:,.2f})")
+    for share in (0.0, 0.25, 1.0):
+        other = Model(**{**vars(model), "findings_share": share})
+        print(f"If {share:.0%} of new articles named a chip or an Nvidia product: "
+              + "; ".join(f"{n:,} feeds ${sum(other.monthly(n).values()):,.2f}" for n in args.feeds))
     targets = {100: 5.0, 10_000: 50.0}
     verdicts = [f"{n:,} feeds <= ${targets[n]:g}: {'met' if sum(c.values()) <= targets[n] else 'NOT met'}"
                 for n, c in zip(args.feeds, costs, strict=True) if n in targets]

@@ -18,26 +18,30 @@ is the worker's), with a stated network latency: every page and every feed answe
 - new: the first poll; each feed lists `--new` pages, all new: fetched, read, extracted, stored;
 - not modified: the same feeds again: each answers 304 to its ETag;
 - unchanged: the same entries from feeds without an ETag: 200, every entry known;
-- listed: feeds of `--listed` entries (known ones), 200: what a poll of a busy feed costs with nothing new.
+- listed: feeds of `--listed` entries (known ones), 200: what a poll of a busy feed costs with nothing new,
+  polled twice: the first looks every entry up, the second (the steady state) only the feed's state.
+- findings: feeds of `--new` labelled articles each (shared/corpus/dev, read in place, as plain pages):
+  new articles naming chips, fabs and Nvidia products (the realworld pages name almost none).
 And the hourly retry job (nothing due), and a cold start (imports and tokenisers, in a fresh interpreter).
 
-Measured for each poll: the jobs' wall and CPU seconds (per job and per feed), the worker's peak RSS
-(VmHWM, reset before each poll), DynamoDB calls and request units, log bytes. moto_server does not report
-consumed capacity, so units are computed from item sizes as DynamoDB bills them: a write ceil(size/1 KB)
-(the larger of the item before and after; twice in a transaction; once more per index the item is in:
-all four project ALL), a read ceil(size/4 KB) per GetItem (half if eventually consistent, the minimum
-when the item is missing) and per Query page (the items returned, scaled by ScannedCount/Count; index
-queries are eventually consistent). To see the item before and after a write, PutItem and DeleteItem are
-sent with ReturnValues=ALL_OLD and UpdateItem with ALL_NEW when the caller asked for nothing (the
-answer the caller gets is unchanged); an update inside a transaction is sized by its key and values
-(an estimate: these are small counters). Storage is the table's items (+100 bytes each, and again in
-each index holding them) after the first poll less before it, per new article.
+Measured for each poll: the jobs' wall and CPU seconds (per job and per feed), the worker's peak RSS (VmHWM,
+reset before each poll), DynamoDB calls and request units, log bytes. moto_server does not report consumed
+capacity, so units are computed from item sizes as DynamoDB bills them: a write ceil(size/1 KB) (the larger of
+the item before and after; twice in a transaction; once more per index the item is in, sized as the index
+holds it: whole, or its keys for gsi3), a read ceil(size/4 KB) per GetItem (half if eventually consistent, the
+minimum when the item is missing) and per Query page (the items returned, scaled by ScannedCount/Count; index
+queries are eventually consistent). To see the item before and after a write, PutItem and DeleteItem are sent
+with ReturnValues=ALL_OLD and UpdateItem with ALL_NEW when the caller asked for nothing (the answer the caller
+gets is unchanged); an update inside a transaction is sized by its key and values (an estimate: these are
+small counters). Storage is the table's items (+100 bytes each, and again in each index holding them) after
+the first poll less before it, per new article.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import html
 import json
 import math
 import os
@@ -81,6 +85,19 @@ def load_pages(shared: Path) -> list[bytes]:
     return pages
 
 
+def load_corpus_pages(shared: Path) -> list[bytes]:
+    """The labelled articles (shared/corpus/dev, read in place), each as a plain HTML page: articles with
+    findings (chips, fabs, Nvidia products), for what such an article costs to store."""
+    pages = []
+    for path in sorted((shared / "corpus" / "dev").glob("*.json")):
+        article = json.loads(path.read_text(encoding="utf-8"))
+        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in article["text"].split("\n") if p.strip())
+        pages.append(f'<!doctype html><html lang="{article["lang"]}"><head><meta charset="utf-8"><title>'
+                     f'{html.escape(article["title"])}</title></head><body><article><h1>{html.escape(article["title"])}'
+                     f"</h1>{paragraphs}</article></body></html>".encode())
+    return pages
+
+
 def answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, etag: str | None) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
@@ -99,10 +116,11 @@ class Site:
     unchanged: list[str]  # /plain/N.xml: no ETag, the same entries
     listed: list[str]  # /long/N.xml: no ETag, `--listed` entries, all read in the first poll
     big: list[str]  # /big/N.xml: one of the largest pages each
+    findings: list[str]  # /findings/N.xml: `--new` labelled articles each (chips, fabs, Nvidia products)
     pages: int
 
 
-def serve(pages: list[bytes], args: argparse.Namespace) -> Site:
+def serve(pages: list[bytes], corpus: list[bytes], args: argparse.Namespace) -> Site:
     """Feeds and pages with the stated latency, served by a forked child (before this process starts any
     thread). The child inherits the listening socket and serves; this process only connects."""
     site = LocalSite()
@@ -152,11 +170,19 @@ def serve(pages: list[bytes], args: argparse.Namespace) -> Site:
         url = site.route(f"/big/{n}.html", handler=lambda h, b=body: (wait(args.page_latency),
                                                                       answer(h, 200, b, "text/html", None)))
         big.append(site.route(f"/big/{n}.xml", body=rss([(f"Big {n}", url)], title=f"Big {n}")))
+    findings = []
+    for n in range(0, len(corpus), args.new):
+        urls = [site.route(f"/findings/{n + i}.html", handler=lambda h, b=body: (wait(args.page_latency),
+                                                                                answer(h, 200, b, "text/html", None)))
+                for i, body in enumerate(corpus[n:n + args.new])]
+        feed = rss([(f"Finding {n}.{i}", url) for i, url in enumerate(urls)], title=f"Findings {n}")
+        findings.append(site.route(f"/findings/{n}.xml", handler=lambda h, f=feed: (
+            wait(args.page_latency), answer(h, 200, f, "application/rss+xml", None))))
     pid = os.fork()
     if pid == 0:  # the child: serve until killed
         site._server.serve_forever()
         os._exit(0)
-    return Site(pid, site.base, new, unchanged, listed, big, len(pages))
+    return Site(pid, site.base, new, unchanged, listed, big, findings, len(pages))
 
 
 def served(site: Site) -> dict:
@@ -208,7 +234,7 @@ class Meter:
     """Counts a DynamoDB client's calls and the request units they would cost (see the module docstring),
     in all and by item kind (the partition key's prefix: ARTICLE, GUID, SIMHASH …)."""
 
-    indexes: list[tuple[str, str]]
+    indexes: list[tuple[str, str, bool]]  # (pk, sk, keys only) of each index
     calls: Counter = field(default_factory=Counter)
     writes: Counter = field(default_factory=Counter)  # kind → write units
     reads: Counter = field(default_factory=Counter)  # kind → read units
@@ -246,13 +272,17 @@ class Meter:
 
     def _index_units(self, old: dict | None, new: dict | None) -> int:
         units = 0
-        for pk, sk in self.indexes:
+        for pk, sk, keys_only in self.indexes:
             was = bool(old) and pk in old and sk in old
             now = bool(new) and pk in new and sk in new
+
+            def size(item: dict | None, pk: str = pk, sk: str = sk, keys_only: bool = keys_only) -> int:
+                return item_size({k: item[k] for k in ("pk", "sk", pk, sk)} if keys_only else item)
+
             if was and now and (old[pk], old[sk]) != (new[pk], new[sk]):
-                units += write_units(item_size(old)) + write_units(item_size(new))  # moved: a delete and a put
+                units += write_units(size(old)) + write_units(size(new))  # moved: a delete and a put
             elif was or now:
-                units += write_units(max(item_size(old) if was else 0, item_size(new) if now else 0))
+                units += write_units(max(size(old) if was else 0, size(new) if now else 0))
         return units
 
     def _write(self, old: dict | None, new: dict | None, failed: bool) -> int:
@@ -321,14 +351,15 @@ def _update_size(update: dict) -> int:
     return item_size(update["Key"]) + sum(value_size(v) for v in values.values())
 
 
-def table_bytes(client: Any, table: str, indexes: list[tuple[str, str]]) -> tuple[int, int, int]:
+def table_bytes(client: Any, table: str, indexes: list[tuple[str, str, bool]]) -> tuple[int, int, int]:
     """(items, billed bytes, of which in items that expire by TTL): each item +100 bytes, once in the table
-    and once more in each index that holds it (all project ALL)."""
+    and once more in each index that holds it (whole, or its keys only)."""
     count = billed = expiring = 0
     for page in client.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
-            copies = 1 + sum(pk in item and sk in item for pk, sk in indexes)
-            size = (item_size(item) + 100) * copies
+            size = item_size(item) + 100 + sum(
+                item_size({k: item[k] for k in ("pk", "sk", pk, sk)} if keys_only else item) + 100
+                for pk, sk, keys_only in indexes if pk in item and sk in item)
             count += 1
             billed += size
             expiring += size if "expires_at" in item else 0
@@ -447,7 +478,7 @@ def main() -> None:
     pages = load_pages(args.shared)
     if len(pages) < args.feeds * args.new:
         sys.exit(f"{len(pages)} pages under {args.shared}/realworld/html: fewer than --feeds × --new")
-    site = serve(pages, args)  # forks: before any thread starts here
+    site = serve(pages, load_corpus_pages(args.shared), args)  # forks: before any thread starts here
     try:
         results = measure(args, site)
     finally:
@@ -477,7 +508,8 @@ def measure(args: argparse.Namespace, site: Site) -> dict:
     try:
         table = "bench-worker"
         store = open_store(f"dynamodb://{table}?endpoint_url={moto.endpoint}&region=us-east-1&create=1")
-        indexes = [tuple(k["AttributeName"] for k in index["KeySchema"])
+        indexes = [(*(k["AttributeName"] for k in index["KeySchema"]),
+                    index["Projection"]["ProjectionType"] == "KEYS_ONLY")
                    for index in table_definition(table)["GlobalSecondaryIndexes"]]
         meter = Meter(indexes)
         meter.attach(store.client)
@@ -492,10 +524,15 @@ def measure(args: argparse.Namespace, site: Site) -> dict:
         before = table_bytes(raw, table, indexes)
         polls = {"new": run_poll("new", site.new, args, world)}
         after = table_bytes(raw, table, indexes)
+        with_findings = sum(a.has_findings for a in store.iter_articles())
         polls["not modified"] = run_poll("not modified", site.new, args, world)
         polls["unchanged"] = run_poll("unchanged", site.unchanged, args, world)
+        # a busy feed's first poll looks up every entry; from then on it remembers what it listed
+        polls["listed, first poll"] = run_poll("listed, first poll", site.listed, args, world)
         polls["listed"] = run_poll("listed", site.listed, args, world)
         polls["retry job"] = run_poll("retry job", [], args, world)
+        # new articles that name chips and Nvidia products: events, stats, summaries, filter keys, sightings
+        polls["findings"] = run_poll("findings", site.findings, args, world)
         # not a cost input: the memory a job needs when all its threads read the largest pages at once
         stress = run_poll("largest pages", site.big, args, world)
         store.close()
@@ -513,6 +550,7 @@ def measure(args: argparse.Namespace, site: Site) -> dict:
         "cold_start": cold,
         "polls": polls,
         "storage": {
+            "articles_with_findings": with_findings,
             "items_per_article": round((after[0] - before[0]) / articles, 2),
             "bytes_per_article": round((after[1] - before[1]) / articles),
             "expiring_bytes_per_article": round((after[2] - before[2]) / articles),
@@ -531,12 +569,12 @@ def report(r: dict) -> None:
           f"{s['not_modified_latency_s']:g} s before a 304; {s['store']}; {s['cpus']} CPUs")
     print(f"cold start (import app, worker modules, tokenisers): {r['cold_start']['seconds']:.2f} s, "
           f"{r['cold_start']['cpu_seconds']:.2f} s CPU")
-    print(f"\n{'poll':<14}{'jobs':>5}{'s/job':>8}{'s/feed':>8}{'CPU/feed':>9}{'new':>5}{'WRU/feed':>9}"
+    print(f"\n{'poll':<20}{'jobs':>5}{'s/job':>8}{'s/feed':>8}{'CPU/feed':>9}{'new':>5}{'WRU/feed':>9}"
           f"{'RRU/feed':>9}{'calls/feed':>11}{'log B/job':>10}{'peak RSS':>10}")
     for name, p in r["polls"].items():
         feeds = max(p["feeds"], 1)
         jobs = max(len(p["jobs"]), 1)
-        print(f"{name:<14}{len(p['jobs']):>5}{p['seconds'] / jobs:>8.2f}{p['seconds'] / feeds:>8.3f}"
+        print(f"{name:<20}{len(p['jobs']):>5}{p['seconds'] / jobs:>8.2f}{p['seconds'] / feeds:>8.3f}"
               f"{p['cpu_seconds'] / feeds:>9.3f}{p['new_articles']:>5}{p['write_units'] / feeds:>9.1f}"
               f"{p['read_units'] / feeds:>9.1f}{sum(p['dynamodb_calls'].values()) / feeds:>11.1f}"
               f"{p['log_bytes'] / jobs:>10,.0f}{p['peak_rss_mib']:>7.0f} MiB")
@@ -545,7 +583,9 @@ def report(r: dict) -> None:
               f"latency; DynamoDB {p['dynamodb_calls']} ({p['dynamodb_seconds']:.1f} s in calls on moto_server)")
         print(f"    write units by item kind {p['write_units_by_kind']}; read units {p['read_units_by_kind']}")
     st = r["storage"]
-    print(f"\nstored per new article: {st['items_per_article']} items, {st['bytes_per_article']:,} bytes billed "
+    print(f"\nnew articles with a finding (a chip or an Nvidia product): {st['articles_with_findings']} of "
+          f"{r['polls']['new']['new_articles']}")
+    print(f"stored per new article: {st['items_per_article']} items, {st['bytes_per_article']:,} bytes billed "
           f"(indexes and 100 B/item included), {st['expiring_bytes_per_article']:,} of them expiring (TTL)")
     stress = r["stress"]
     print(f"worker RSS: {r['warm_rss_mib']:.0f} MiB warm (tokenisers loaded), peak {r['peak_rss_mib']:.0f} MiB in a "

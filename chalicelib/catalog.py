@@ -34,6 +34,9 @@ class ChipModel(_Entry):
     id: str = Field(min_length=1)
     names: list[str] = Field(min_length=1)
     fabs: list[str] = []  # fab claims known when the catalog was written (the seed)
+    # the series this model is a variant of ("950" for 950PR): an article naming the series and one of its
+    # variants names one chip (chalicelib.chips)
+    series: str | None = None
 
     @property
     def standalone(self) -> bool:
@@ -68,7 +71,14 @@ class Family(_Entry):
         all_names = set(self.names) | set(self.context_names) | set(self.company_names)
         if unknown := set(self.case_sensitive) - all_names:
             raise ValueError(f"case_sensitive lists names the family does not have: {sorted(unknown)}")
+        ids = {m.id for m in self.models}
+        if unknown := sorted(m.series for m in self.models if m.series and (m.series not in ids or m.series == m.id)):
+            raise ValueError(f"series names a model the family does not have: {unknown}")
         return self
+
+    def variants(self, series: str) -> set[str]:
+        """The models whose series is `series` (950PR and 950DT for 950)."""
+        return {m.id for m in self.models if m.series == series}
 
 
 class Fab(_Entry):

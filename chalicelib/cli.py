@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from chalicelib.api.query import FILTER_NAMES, FILTERS, MAX_LIMIT, event_query
-from chalicelib.errors import ApiError, ChiptrackerError
+from chalicelib.errors import ApiError, ChiptrackerError, StoreError
 from chalicelib.models import ExtractRequest, ExtractResult
-from chalicelib.settings import settings
+from chalicelib.settings import DEFAULT_DB, settings
 from chalicelib.text import one_line, printable
 
 log = logging.getLogger("chalicelib")
@@ -88,13 +88,26 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace):
-    """The store of --db (else the setting), closed at the end of a `with` block."""
+def _open(args: argparse.Namespace, *, read_only: bool = False):
+    """The store of --db (else the setting, the one default of every command), closed at the end of a
+    `with` block. A read-only command given a SQLite file that is not there stops (StoreError) rather
+    than create an empty store and read nothing from it."""
     from contextlib import closing
 
     from chalicelib.store import open_store
 
-    return closing(open_store(args.db or settings().db))
+    url = args.db or settings().db
+    if read_only:
+        _must_exist(url)
+    return closing(open_store(url))
+
+
+def _must_exist(url: str) -> None:
+    # open_store's reading of sqlite:///FILE (a DynamoDB table that is not there fails when opened)
+    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if path is not None and not path.is_file():
+        raise StoreError(f"no store at {str(path)!r} ({url}): nothing to read; run `ingest` (or `demo`) first, "
+                         "or give --db (or CHIPTRACKER_DB) the store to read")
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -148,7 +161,7 @@ def _cmd_events(args: argparse.Namespace) -> int:
     except ApiError as exc:
         _say(f"events: --{exc.parameter}: {exc}", err=True)
         return 2
-    with _open(args) as store:
+    with _open(args, read_only=True) as store:
         print_events(store, query, args.limit, args.brief)
     return 0
 
@@ -182,7 +195,7 @@ def _brief(event) -> str:
 
 
 def _cmd_feeds(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with _open(args, read_only=True) as store:
         for state in store.list_feeds():
             _say(state.model_dump_json())
     return 0
@@ -214,20 +227,16 @@ def _cmd_reextract(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The API's routes on 127.0.0.1, through Chalice's local server (no API key locally)."""
-    with _open(args) as store:
+    with _open(args, read_only=True) as store:
         serve_api(store, args.port, announce=True).serve_forever()
     return 0
 
 
 def serve_api(store, port: int, announce: bool = False):
     """A Chalice local server for the API over `store`; the caller runs serve_forever() (and closes the store)."""
-    from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalicelib.api.local import local_server
 
-    from chalicelib.api.routes import local_app
-
-    app = local_app(store)
-    server = create_local_server(app, Config.create(chalice_stage="local", app_name="chiptracker"), "127.0.0.1", port)
+    server = local_server(store, port)
     if announce:
         bound = server.server.server_address[1]
         _say(f"serving the API on http://127.0.0.1:{bound}/ (try /events, /chips, /dependence, /openapi.json)",
@@ -238,7 +247,7 @@ def serve_api(store, port: int, announce: bool = False):
 def _cmd_digest(args: argparse.Namespace) -> int:
     from chalicelib.notify.digest import build_digest, render_html, render_text, send_digest
 
-    with _open(args) as store:
+    with _open(args, read_only=not args.send) as store:  # sending records the date sent
         if args.send:
             _say(send_digest(store, args.date, settings(), force=args.force))
         elif args.out:
@@ -260,18 +269,27 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from contextlib import suppress
+
     from chalicelib.demo import sample_site
     from chalicelib.models import EventQuery
 
+    # the sample site stays up while the API is served: the articles' links (in the API, the page and the
+    # digest) point at it
     with sample_site() as feeds:
-        _say(f"serving the sample feeds on {feeds[0].rsplit('/', 2)[0]}", err=True)
+        site = feeds[0].rsplit("/", 2)[0]
+        _say(f"serving the sample feeds and articles on {site}", err=True)
         _ingest(feeds, args, allow_loopback=True)  # the sample site is on 127.0.0.1
-    _say("events, newest first:")
-    with _open(args) as store:
-        print_events(store, EventQuery(), limit=50, brief=True)
-    if args.serve:
-        _say("(Ctrl-C to stop)", err=True)
-        _cmd_serve(args)
+        _say("events, newest first:")
+        with _open(args) as store:
+            print_events(store, EventQuery(), limit=50, brief=True)
+            if not args.serve:
+                return 0
+            server = serve_api(store, args.port)
+            _say(f"the page: http://127.0.0.1:{server.server.server_address[1]}/ (the JSON API under it: /events, "
+                 f"/chips, /dependence, /openapi.json; the sample articles on {site}; Ctrl-C stops both)")
+            with suppress(KeyboardInterrupt):
+                server.serve_forever()
     return 0
 
 
@@ -291,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def with_db(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("--db", help="sqlite:///FILE or dynamodb://TABLE?region=…&endpoint_url=… "
-                         "(default: the setting CHIPTRACKER_DB, else sqlite:///.chiptracker/chiptracker.db)")
+                         f"(default: the setting CHIPTRACKER_DB, else {DEFAULT_DB}; the same for every command, "
+                         "demo too)")
         return sub
 
     def with_fetching(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -307,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 
     events = with_db(commands.add_parser("events", help="stored events as JSON lines, newest first"))
     for spec in FILTERS:  # the API's filters, checked the same way
-        events.add_argument(f"--{spec.name}", help=spec.description, type=_moment if spec.kind == "moment" else None)
+        events.add_argument(f"--{spec.name}", help=spec.description)
     events.add_argument("--limit", type=int, default=1000)
     events.add_argument("--brief", action="store_true", help="one readable line per event instead of JSON")
     events.set_defaults(run=_cmd_events)
@@ -345,8 +364,6 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(run=_cmd_serve)
 
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) == "demo" and args.db is None:
-        args.db = "sqlite:///.chiptracker/demo.db"
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[stderr])
@@ -368,13 +385,3 @@ def _date(value: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
-
-def _moment(value: str) -> str:
-    """An ISO date or datetime, checked here so that argparse names the option; event_query reads it."""
-    from chalicelib.dates import parse_moment
-
-    try:
-        parse_moment(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r} ({exc})") from None
-    return value

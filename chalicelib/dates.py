@@ -24,3 +24,11 @@ def parse_moment(text: str) -> datetime:
     if not EARLIEST <= moment < LATEST:
         raise ValueError(f"must be from the year {EARLIEST.year} to {LATEST.year - 1}")
     return moment
+
+
+def publication_time(published: datetime | None, first_seen: datetime) -> datetime:
+    """The desk's time axis: when an article was published, or when it was first seen if its feed gave no
+    date or a date after that (a wrong zone, a feed's build time)."""
+    if published is None:
+        return first_seen
+    return min(published if published.tzinfo else published.replace(tzinfo=UTC), first_seen)

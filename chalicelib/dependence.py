@@ -11,16 +11,17 @@ from chalicelib.store import EventStore
 from chalicelib.summaries import DAY, Tally
 
 DEFINITION = (
-    "Per period (ISO week from Monday, or calendar month, UTC), over the articles the tracker stored in "
-    "it (first fetch date; duplicates left out): nvidia_articles name at least one Nvidia product (H20, "
-    "H100, Blackwell …); domestic_articles name at least one tracked Chinese AI chip (Ascend, Kunlun, "
-    "Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao, or a tracked company's new chip described without a "
-    "name); both_articles name both. domestic_share = domestic_articles / (domestic_articles + "
-    "nvidia_articles), null when both are 0: of the articles "
-    "naming an AI chip of either side, the share naming a domestic one (an article naming both counts "
-    "on both sides). domestic_events_by_company and domestic_events_by_use count chip mentions (one per "
-    "article and chip); use 'unknown' when the article does not say. nvidia_models counts articles "
-    "naming each Nvidia product."
+    "Per period (ISO week from Monday, or calendar month, UTC), over the articles published in it (the "
+    "day first fetched when a feed gives no date; duplicates left out) that name an Nvidia product or a "
+    "chip the tracker follows (articles naming neither are not counted): nvidia_articles name at least "
+    "one Nvidia product (H20, H100, Blackwell …); domestic_articles name at least one tracked Chinese AI "
+    "chip (Ascend, Kunlun, Hanguang, Zhenwu, Cambricon MLU, Tencent Zixiao, or a tracked company's new "
+    "chip described without a name); both_articles name both. domestic_share = domestic_articles / "
+    "(domestic_articles + nvidia_articles), null when both are 0: of the articles naming an AI chip of "
+    "either side, the share naming a domestic one (an article naming both counts on both sides). "
+    "domestic_events_by_company and domestic_events_by_use count chip mentions (one per article and "
+    "chip); use 'unknown' when the article does not say. nvidia_models counts articles naming each Nvidia"
+    " product."
 )
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from chalicelib.backoff import backoff
 from chalicelib.errors import FeedError, FetchError, describe_error
 from chalicelib.fetch import DEFAULT_LIMITS, Limits, fetch
+from chalicelib.keys import entry_key
 from chalicelib.models import FeedEntry, FeedState, JobStatus
 from chalicelib.newslinks import unwrap_offline
 
@@ -28,6 +29,9 @@ BACKOFF_BASE = timedelta(minutes=15)
 BACKOFF_MAX = timedelta(hours=12)
 PARK_AFTER = 6
 PARKED_RETRY = timedelta(hours=24)
+# Entries remembered on the feed state (the first ones listed: feeds list newest first). 50 keys keep the
+# state's item under DynamoDB's 1 KB write unit; a longer feed's older entries are looked up each poll.
+REMEMBERED_ENTRIES = 50
 
 
 def load_feed_list(path: str | Path = BUNDLED_FEEDS) -> list[str]:
@@ -168,9 +172,12 @@ def is_due(state: FeedState, now: datetime) -> bool:
 
 
 def after_success(state: FeedState, result: FeedFetch, now: datetime) -> FeedState:
+    """The state once every listed entry is stored; the entries are remembered (a 304 keeps the last list)."""
+    listed = state.listed if result.status == JobStatus.NOT_MODIFIED else \
+        list(dict.fromkeys(entry_key(entry.url) for entry in result.entries))[:REMEMBERED_ENTRIES]
     return state.model_copy(update={
-        "etag": result.etag, "last_modified": result.last_modified, "last_attempt": now,
-        "last_success": now, "last_status": str(result.status), "failures": 0, "next_attempt": None, "parked": False,
+        "etag": result.etag, "last_modified": result.last_modified, "last_attempt": now, "last_success": now,
+        "last_status": str(result.status), "failures": 0, "next_attempt": None, "parked": False, "listed": listed,
     })
 
 

@@ -18,7 +18,8 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from chalicelib.backoff import backoff
-from chalicelib.dates import utc_now
+from chalicelib.chips import one_per_chip
+from chalicelib.dates import publication_time, utc_now
 from chalicelib.duplicates import simhash
 from chalicelib.errors import Blocked, FetchError, Internal, Interrupted, InvalidURL, NotHTML, Unwrap, describe_error
 from chalicelib.feeds import canonical_url
@@ -232,12 +233,13 @@ def _store_read(article: Article, read: ArticleText, store: EventStore, now: dat
         store.put_article(article)
         return PageResult(PageOutcome.DUPLICATE)
 
-    found = extract(article.text, article.lang)
+    found = stored_chips(extract(article.text, article.lang))
     article.has_findings = bool(found.events or found.nvidia_models)
     events = [stored_event(e, article, now) for e in found.events]
     new_events = store.put_events(events)
     sightings = claim_sightings(store, events, now)
-    store.put_article_stats(article_stats(article, found))
+    if article.has_findings:  # the dependence signal counts articles with a finding; a new one has no stats yet
+        store.put_article_stats(article_stats(article, found))
     store.put_article(article)
     return PageResult(PageOutcome.NEW, new_events, sightings)
 
@@ -286,11 +288,18 @@ def _as_failure(article: Article, error: FetchError, now: datetime) -> Article:
 
 
 def article_stats(article: Article, found: Extraction) -> ArticleStats:
-    """What the dependence signal counts of an article: its Nvidia products and its chips."""
+    """What the dependence signal counts of an article: its Nvidia products and its chips, on the day it was
+    published (dates.publication_time: the day it was first fetched when its feed gave no date)."""
     return ArticleStats(
-        url=article.url, day=article.fetched_at.astimezone(UTC).date(), nvidia_models=found.nvidia_models,
+        url=article.url, day=publication_time(article.published, article.fetched_at).astimezone(UTC).date(),
+        nvidia_models=found.nvidia_models,
         chips=[ChipMention(company=e.company, family=e.family, model=e.model, use=e.use) for e in found.events],
     )
+
+
+def stored_chips(found: Extraction) -> Extraction:
+    """What is stored of an extraction: one event per chip (chalicelib.chips)."""
+    return found.model_copy(update={"events": one_per_chip(found.events)})
 
 
 def stored_event(event: ChipEvent, article: Article, now: datetime) -> StoredEvent:
@@ -311,11 +320,15 @@ def reextract(store: EventStore, now: datetime | None = None) -> tuple[int, int,
     version = extractor_version()
     articles = added = removed = 0
     for article in store.iter_articles():
-        found = extract(article.text, article.lang)
+        found = stored_chips(extract(article.text, article.lang))
         events = [stored_event(e, article, now) for e in found.events]
         plus, minus = store.replace_article_events(article.url, events)
         claim_sightings(store, events, now)
-        store.put_article_stats(article_stats(article, found))
+        stats = article_stats(article, found)
+        if (fetched_day := article.fetched_at.astimezone(UTC).date()) != stats.day:
+            # counted on its fetch day before the publication axis: no longer there
+            store.put_article_stats(ArticleStats(url=article.url, day=fetched_day))
+        store.put_article_stats(stats)
         findings = bool(found.events or found.nvidia_models)
         if article.extractor != version or article.has_findings != findings:
             article.extractor, article.has_findings = version, findings

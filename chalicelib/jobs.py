@@ -31,6 +31,7 @@ from chalicelib.ingest import (
     process_page,
     record_crash,
 )
+from chalicelib.keys import entry_key
 from chalicelib.models import FeedState, JobStatus
 from chalicelib.notify.slack import AlertChannel, deliver_alerts
 from chalicelib.sightings import seed_catalog
@@ -113,7 +114,11 @@ def run_feed_job(
         log.warning("feed failed (%d in a row): %s: %s", failed.failures, url, failed.last_status)
         return JobResult(url, JobStatus.PARKED if failed.parked else JobStatus.FAILED, error=failed.last_status)
     result = JobResult(url, fetched.status)
+    remembered = set(state.listed)  # handled by the last poll: stored, or failed and left to the retry job
     for done, entry in enumerate(fetched.entries):
+        if entry_key(entry.url) in remembered:
+            result.add_page(PageResult(PageOutcome.KNOWN))
+            continue
         if time.monotonic() - started > options.job_seconds:
             # the feed state (its ETag) is left as it was: the next run lists the entries again,
             # skips those read, and goes on with the rest

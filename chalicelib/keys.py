@@ -5,6 +5,7 @@ Stores keep these as strings ("fab|huawei|ascend|910C|smic"); the code passes th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +15,12 @@ def event_id(article_url: str, company: str, family: str, model: str | None) -> 
     """Stable id of an event: the same article and chip always give the same id."""
     key = "|".join((article_url, company, family, model or ""))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def entry_key(url: str) -> str:
+    """A short stable key of a feed entry's URL, remembered on its feed's state (6 bytes: a feed lists
+    tens of entries, so a collision is a 1-in-10^12 chance per entry)."""
+    return base64.urlsafe_b64encode(hashlib.blake2b(url.encode(), digest_size=6).digest()).decode()
 
 
 def chip_key(company: str, family: str, model: str | None) -> str:

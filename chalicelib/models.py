@@ -6,8 +6,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    computed_field,
+    field_validator,
+)
 
+from chalicelib.dates import publication_time
 from chalicelib.keys import MarkerKind, SightingKey
 
 Lang = Literal["en", "zh", "ja"]
@@ -123,6 +133,9 @@ class FeedState(BaseModel):
     failures: int = 0  # consecutive failures
     next_attempt: datetime | None = None
     parked: bool = False
+    # Keys (keys.entry_key) of the entries the last full poll handled: the next poll skips them without
+    # a store read, so a busy feed listing nothing new costs one read and one write, not one per entry.
+    listed: list[str] = []
 
 
 class TextSource(StrEnum):
@@ -191,6 +204,16 @@ class StoredEvent(ChipEvent):
     article: ArticleRef
     first_seen: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def published(self) -> datetime:
+        """The desk's time axis (dates.publication_time): published, or first seen."""
+        return publication_time(self.article.published, self.first_seen)
+
+
+# EventQuery.nvidia's value for "any Nvidia product"
+ANY_NVIDIA = "ANY"
+
 
 class EventQuery(BaseModel):
     """Filters for listing events, newest first."""
@@ -201,9 +224,11 @@ class EventQuery(BaseModel):
     fab: str | None = None
     use: Use | None = None
     lang: Lang | None = None
-    nvidia: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    nvidia: str | None = None  # an Nvidia product the article names, or ANY_NVIDIA
+    since: datetime | None = None  # published at or after (StoredEvent.published)
+    until: datetime | None = None  # published before
+    seen_since: datetime | None = None  # first seen at or after (StoredEvent.first_seen)
+    seen_until: datetime | None = None  # first seen before
     limit: int = Field(default=50, ge=1, le=200)
 
     @field_validator("company", "family", "fab", mode="before")
@@ -231,9 +256,14 @@ class ArticleStats(BaseModel):
     """What the dependence signal counts of one article (kept small: one per article and day)."""
 
     url: str
-    day: date  # the day the article was first stored (UTC), like an event's first_seen
+    day: date  # the day it was published (UTC), like StoredEvent.published
     nvidia_models: list[str] = []
     chips: list[ChipMention] = []
+
+    @property
+    def counted(self) -> bool:
+        """An article naming no Nvidia product and no chip is not counted, and keeps no stats."""
+        return bool(self.nvidia_models or self.chips)
 
 
 # A sighting key in a model: typed in code, its string form ("chip|huawei|ascend|910C") in JSON and stores.
@@ -276,7 +306,7 @@ class Alert(BaseModel):
 # The JSON API's responses --------------------------------------------------------------------------
 
 class ErrorDetail(BaseModel):
-    code: Literal["bad_request", "not_found", "method_not_allowed", "internal"]
+    code: Literal["bad_request", "forbidden", "not_found", "method_not_allowed", "too_many_requests", "internal"]
     message: str
     parameter: str | None = None  # the query parameter at fault, when there is one
 

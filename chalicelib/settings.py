@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHIPTRACKER_", extra="ignore")
 
     stage: str = "local"
-    db: str = DEFAULT_DB  # sqlite:///… or dynamodb://TABLE?region=…
+    db: str = DEFAULT_DB  # sqlite:///… or dynamodb://TABLE?region=…; the one default of every command, demo too
     queue: str = Field(default="chiptracker-feed-jobs", pattern=r"^[A-Za-z0-9_-]{1,80}$")  # the feed jobs' SQS queue
     feeds: str | None = None  # a feed list file; None: the bundled list
     seed_catalog: bool = True  # a new store starts knowing the catalog's chips and fabs (no alerts for them)

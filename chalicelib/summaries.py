@@ -85,7 +85,7 @@ def stats_contribution(stats: ArticleStats, reported: Iterable[str]) -> Contribu
     families = set(reported)
     chips = [chip for chip in stats.chips if chip.family in families]
     counts = {
-        "articles": 1,
+        "articles": int(bool(stats.nvidia_models or stats.chips)),  # an article with no finding has no stats
         "nvidia_articles": int(bool(stats.nvidia_models)),
         "domestic_articles": int(bool(chips)),
         "both_articles": int(bool(stats.nvidia_models and chips)),

@@ -10,6 +10,8 @@ on and what watches them, named from that stage's environment in .chalice/config
 - a log group per function (30 days), so the functions need no logs:CreateLogGroup;
 - each role's hand-written policy (.chalice/policy-*.json) pinned to the stack's account and region;
 - an API key and a usage plan for the API (API Gateway checks the key, not our code);
+- API Gateway's own answers (no such route, a missing key, throttling) in the API's JSON error shape
+  (routes.GATEWAY_ERRORS), with CORS, so that every error a client sees reads the same;
 - alarms: messages in the DLQ, an hour of feed jobs with every feed failing, planner errors,
   sent to an SNS topic (an e-mail subscription when AlarmEmail is given).
 
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from chalicelib.api.routes import EXPOSED_HEADERS, GATEWAY_ERRORS  # noqa: E402
 from chalicelib.lambdas import FEEDS_FAILED, FEEDS_OK  # noqa: E402
 from chalicelib.store.dynamodb import TTL_ATTRIBUTE, table_definition  # noqa: E402
 
@@ -71,6 +74,8 @@ def merge_template(stage: str) -> dict:
     alarm_actions = {"AlarmActions": [{"Ref": "AlarmTopic"}], "OKActions": [{"Ref": "AlarmTopic"}]}
 
     resources: dict = {
+        # merged into the OpenAPI body Chalice writes, so that they are deployed with the API itself
+        "RestAPI": {"Properties": {"DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()}}},
         "EventTable": {
             "Type": "AWS::DynamoDB::Table",
             "DeletionPolicy": "Retain",  # the research archive outlives the stack
@@ -213,6 +218,24 @@ def merge_template(stage: str) -> dict:
             "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
         },
     }
+
+
+def gateway_responses() -> dict:
+    """API Gateway's own answers in the API's error shape: {"error": {"code", "message", "parameter"}}.
+    The message names the request id ($context.requestId), as X-Correlation-Id does on the API's answers."""
+    responses = {}
+    for response_type, (status, code, message) in GATEWAY_ERRORS.items():
+        body = json.dumps({"error": {"code": code, "message": f"{message} (request $context.requestId)",
+                                     "parameter": None}})
+        responses[response_type] = {
+            **({"statusCode": str(status)} if status else {}),
+            "responseParameters": {
+                "gatewayresponse.header.Access-Control-Allow-Origin": "'*'",
+                "gatewayresponse.header.Access-Control-Expose-Headers": f"'{','.join(EXPOSED_HEADERS)}'",
+            },
+            "responseTemplates": {"application/json": body},
+        }
+    return responses
 
 
 def pinned(policy: dict) -> dict:

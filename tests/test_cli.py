@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from urllib.parse import quote
 
 import pytest
 
@@ -177,8 +178,10 @@ def test_log_lines_on_stderr_carry_no_control_characters():
 def test_events_filters_are_checked_as_the_api_checks_them(tmp_path, capsys):
     from chalicelib.api.query import FILTER_NAMES
     from chalicelib.cli import main
+    from chalicelib.store import open_store
 
     db = f"sqlite:///{tmp_path}/filters.db"
+    open_store(db).close()
     assert main(["events", "--db", db, "--family", "foo"]) == 2
     assert "events: --family: family must be one of" in capsys.readouterr().err
     assert main(["events", "--db", db, "--use", "gaming"]) == 2
@@ -189,9 +192,8 @@ def test_events_filters_are_checked_as_the_api_checks_them(tmp_path, capsys):
     assert "since must be before until" in capsys.readouterr().err
     assert main(["events", "--db", db, "--family", "KUNLUN", "--lang", "ZH", "--since", "2026-11-01"]) == 0
     assert capsys.readouterr().out == ""
-    with pytest.raises(SystemExit):
-        main(["events", "--db", db, "--until", "soon"])
-    assert "not an ISO date or datetime: 'soon'" in capsys.readouterr().err
+    assert main(["events", "--db", db, "--until", "soon"]) == 2
+    assert "events: --until: until must be an ISO date or datetime" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["events", "--help"])
     usage = capsys.readouterr().out
@@ -216,3 +218,85 @@ def test_serve_mounts_the_api_without_importing_the_app(tmp_path, python):
     assert done.returncode == 0, done.stderr
     status, events, app_imported, _ = json.loads(done.stdout.splitlines()[-1])
     assert (status, events, app_imported) == ("ok", {"events": [], "next_cursor": None}, False)
+
+
+# The same checks as the API, word for word --------------------------------------------------------------
+
+CLI_AND_API = [  # (option, bad value)
+    ("family", "foo"), ("family", "dcu"), ("company", "nvidia"), ("fab", "intel"), ("use", "gaming"), ("lang", "fr"),
+    ("model", "<script>"), ("nvidia", "foo"), ("nvidia", "910C"), ("since", "yesterday"), ("until", "2026-13-01"),
+    ("seen_since", "soon"), ("seen_until", "0001-01-01T00:00:00+01:00"),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), CLI_AND_API, ids=[f"{o}={v}" for o, v in CLI_AND_API])
+def test_events_refuses_what_the_api_refuses_with_its_message(tmp_path, capsys, option, value):
+    from chalice.test import Client
+
+    from chalicelib.api.routes import local_app
+    from chalicelib.cli import main
+    from chalicelib.store import open_store
+
+    db = f"sqlite:///{tmp_path}/same.db"
+    store = open_store(db)
+    try:
+        with Client(local_app(store)) as client:
+            reply = client.http.get(f"/events?{option}={quote(value)}")
+    finally:
+        store.close()
+    assert reply.status_code == 400
+    api = json.loads(reply.body)["error"]
+    assert api["parameter"] == option
+    assert main(["events", "--db", db, f"--{option}", value]) == 2
+    assert capsys.readouterr().err.strip() == f"events: --{option}: {api['message']}"
+
+
+def test_events_takes_nvidia_any_and_a_product_as_the_api_does(tmp_path, capsys):
+    from chalicelib.cli import main
+    from chalicelib.store import open_store
+
+    db = f"sqlite:///{tmp_path}/nvidia.db"
+    open_store(db).close()
+    for value in ("any", "ANY", "h20", "rtx-4090d", "Blackwell"):
+        assert main(["events", "--db", db, "--nvidia", value]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == ""
+
+
+# One default store; read-only commands never create one --------------------------------------------------
+
+READ_ONLY = [["events"], ["events", "--brief"], ["feeds"], ["digest", "--date", "2026-11-21"],
+             ["serve", "--port", "0"]]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=[" ".join(c) for c in READ_ONLY])
+def test_a_read_only_command_refuses_a_store_that_is_not_there(tmp_path, capsys, monkeypatch, command):
+    from chalicelib.cli import main
+
+    missing = tmp_path / "nowhere" / "missing.db"
+    assert main([*command, "--db", f"sqlite:///{missing}"]) == 2
+    err = capsys.readouterr().err
+    assert f"no store at {str(missing)!r}" in err and "nothing to read" in err
+    assert not missing.exists() and not missing.parent.exists()
+    monkeypatch.chdir(tmp_path)  # the default store, not there either
+    assert main(command) == 2
+    assert "no store at '.chiptracker/chiptracker.db'" in capsys.readouterr().err
+    assert not (tmp_path / ".chiptracker").exists()
+
+
+def test_demo_and_every_command_share_one_default_store(tmp_path, capsys, monkeypatch):
+    """`make demo` runs `demo` without --db: `events` and `feeds` without --db then read what it stored."""
+    from chalicelib.cli import main
+    from chalicelib.settings import DEFAULT_DB, settings
+
+    monkeypatch.chdir(tmp_path)
+    assert settings().db == DEFAULT_DB == "sqlite:///.chiptracker/chiptracker.db"
+    assert main(["demo"]) == 0
+    demo = capsys.readouterr().out
+    assert (tmp_path / ".chiptracker" / "chiptracker.db").is_file()
+    assert not (tmp_path / ".chiptracker" / "demo.db").exists()
+    assert main(["events", "--brief"]) == 0
+    events = capsys.readouterr().out.splitlines()
+    assert events and all(line in demo for line in events)
+    assert main(["feeds"]) == 0
+    feeds = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert feeds and all(f["last_status"] == "ok" for f in feeds)

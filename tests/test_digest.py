@@ -91,7 +91,7 @@ def samples_served() -> Iterator[tuple[list[str], list[str]]]:
 
 def events_on(store: EventStore, day: date) -> list[StoredEvent]:
     start = datetime.combine(day, datetime.min.time(), UTC)
-    return store.query_events(EventQuery(since=start, until=start + timedelta(days=1), limit=200))[0]
+    return store.query_events(EventQuery(seen_since=start, seen_until=start + timedelta(days=1), limit=200))[0]
 
 
 def chip_label(event: StoredEvent) -> str:
@@ -112,20 +112,20 @@ def sampled(store, samples_served) -> EventStore:
 def test_digest_puts_new_sightings_first_then_each_company_and_chip(sampled):
     digest = build_digest(sampled, DAY)
     events = events_on(sampled, DAY)
-    assert digest.events == len(events) == 8  # one chip, one event: no family event beside its model
+    assert digest.events == len(events) == 7  # one chip, one event: no family event beside its model
     assert [chip_label(e) for e in digest.new_chips] == ["Huawei Ascend 990"]  # with its fab, SMIC
-    assert sorted((chip_label(e), e.fab) for e in digest.new_fabs) == [("Huawei Ascend 950", "smic"),
-                                                                      ("Huawei Ascend 950PR", "smic")]
+    assert [(chip_label(e), e.fab) for e in digest.new_fabs] == [("Huawei Ascend 950PR", "smic")]
     assert [g.company for g in digest.groups] == sorted(g.company for g in digest.groups)
     assert sum(len(g.events) for g in digest.groups) == len(events)
-    assert (digest.today.articles, digest.today.nvidia_articles, digest.today.domestic_articles) == (5, 4, 4)
+    # the fifth names neither
+    assert (digest.today.articles, digest.today.nvidia_articles, digest.today.domestic_articles) == (4, 4, 4)
     assert (digest.week_before.articles, digest.week_before.nvidia_articles) == (2, 1)
 
     text = render_text(digest)
     order = ["NEW CHIP: Huawei Ascend 990", "NEW FOUNDRY: Huawei Ascend 950", "Nvidia dependence",
              "== Alibaba ==", "== Baidu ==", "== Huawei =="]
     assert [text.index(marker) for marker in order] == sorted(text.index(marker) for marker in order)
-    assert re.search(r"^2026-11-21 +5 +4 +4 +50%$", text, re.M)  # the day's figures …
+    assert re.search(r"^2026-11-21 +4 +4 +4 +50%$", text, re.M)  # the day's figures …
     assert re.search(r"^the 7 days before +2 +1 +2 +67%$", text, re.M)  # … next to the week before's
     # a new foundry is shown with the sentence that names it
     for entry in re.findall(r"^NEW FOUNDRY: .*?(?=^\S|\Z)", text, re.M | re.S):
@@ -140,6 +140,47 @@ def test_digest_puts_new_sightings_first_then_each_company_and_chip(sampled):
     assert "<style" not in html and "class=\"chip\"" in html  # inline styles only
 
 
+def test_each_article_with_outlet_date_and_language_and_the_12_week_trend(sampled):
+    """Both parts: each article's outlet, publication date and language (evidence in an element of its
+    language in the HTML); the trend of the 12 ISO weeks up to the day, as /dependence counts them."""
+    from chalicelib.dependence import figures
+    from chalicelib.present import trend_bars
+
+    digest = build_digest(sampled, DAY)
+    assert [p.start for p in digest.trend] == [date(2026, 11, 16) - timedelta(weeks=n) for n in range(11, -1, -1)]
+    assert digest.trend[-1].end == DAY + timedelta(days=1)  # the last week up to the day
+    whole = figures(sampled, digest.trend[0].start, DAY + timedelta(days=1), "all")
+    assert sum(p.domestic_articles for p in digest.trend) == whole.domestic_articles > 0
+    assert sum(p.nvidia_articles for p in digest.trend) == whole.nvidia_articles > 0
+
+    html, text = render_html(digest), render_text(digest)
+    assert len(re.findall(r'<tr class="bar" data-week="2026-W\d\d"', html)) == 12
+    rows = re.findall(r"^(\d{1,2} [A-Z][a-z]{2}) +(\d+) +(\d+) +(\S+)(?:  ([#+]+))?$", text, re.M)
+    assert [(r[0], int(r[1]), int(r[2])) for r in rows] == [
+        (b.label, b.period.domestic_articles, b.period.nvidia_articles) for b in trend_bars(digest.trend)]
+
+    ja = "127.0.0.1 · published 24 Nov 2026 · Japanese"
+    assert f'<span class="meta" style="font-size:12px;color:#6b7280">{ja}</span>' in html
+    assert "    127.0.0.1, published 24 Nov 2026, Japanese\n" in text
+    assert "    127.0.0.1, date not given, Chinese (traditional)\n" in text  # its feed gave no date
+    quoted = re.findall(r'<div class="evidence" data-supports="[a-z_ ]*" lang="([a-zA-Z-]+)"[^>]*>(.*?)</div>', html)
+    assert {lang for lang, _ in quoted} == {"en", "ja", "zh-Hans", "zh-Hant"}
+    assert all(lang == "ja" for lang, quote in quoted if re.search("[\u3040-\u30ff]", quote))  # kana: Japanese
+    assert {lang for lang, quote in quoted if "含光800" in quote} == {"zh-Hant"}
+    assert {lang for lang, quote in quoted if "真武810E" in quote} == {"zh-Hans"}
+    assert " · ja<" not in html and " · zh<" not in html  # no bare language codes
+    assert "DOMESTIC" not in html and "(was " not in html and "(was " not in text
+
+
+@pytest.mark.unit
+def test_counts_read_as_words(store):
+    seed_catalog(store, T - timedelta(days=1))
+    digest = build_digest(store, DAY)
+    assert "no events first seen; no new chips, no new foundries." in render_text(digest)
+    assert "no events first seen; no new chips, no new foundries</div>" in render_html(digest)
+    assert "chip(s)" not in render_text(digest)
+
+
 def test_a_new_chip_and_its_fab_are_one_entry_a_new_fab_for_a_known_chip_another(store):
     seed_catalog(store, T - timedelta(days=1))
     with LocalSite() as site:
@@ -152,7 +193,7 @@ def test_a_new_chip_and_its_fab_are_one_entry_a_new_fab_for_a_known_chip_another
     assert sorted(chip_label(e) for e in digest.new_chips) == ["Huawei Ascend 980", "Huawei Ascend 990"]
     assert [(chip_label(e), e.fab) for e in digest.new_fabs] == [("Huawei Ascend 910C", "domestic")]
     text = render_text(digest)
-    assert "NEW CHIP: Huawei Ascend 980 (not in the catalog)\n  fab smic" in text
+    assert "NEW CHIP: Huawei Ascend 980 (not in the catalog)\n  fab SMIC; use not said\n" in text
     assert subject(digest) == "chiptracker 2026-11-21: 3 new chip or foundry sightings, 3 events"
 
 
@@ -186,24 +227,25 @@ def test_an_unnamed_chip_reads_as_one_and_the_fab_sentence_is_quoted_first(store
     text = render_text(digest)
     assert "Unnamed" not in text
     assert ("NEW CHIP: Alibaba · unnamed new chip\n"
-            "  fab domestic (was tsmc), use inference\n"
+            "  fab an unnamed domestic foundry, previously TSMC; use inference\n"
             f'  fab: "{fab.text}"\n'
             f'  "{chip.text}"\n') in text
-    assert ("NEW FOUNDRY: Huawei Ascend 910C at hua-hong\n"
+    assert ("NEW FOUNDRY: Huawei Ascend 910C at Hua Hong\n"
             '  fab: "Hua Hong now makes some of them."\n'
             """  "Huawei's Ascend 910C sells well."\n"""
             '  "The chip is used for inference."\n') in text
-    assert "== Alibaba ==\n\nunnamed new chip\n  - fab domestic (was tsmc), use inference\n" in text
+    assert ("== Alibaba ==\n\nunnamed new chip\n"
+            "  - fab an unnamed domestic foundry, previously TSMC; use inference\n") in text
     assert f'use inference\n    fab: "{fab.text}"\n    "{chip.text}"\n' in text
 
     html = render_html(digest)
     assert "Unnamed" not in html
     assert "New chip: Alibaba · unnamed new chip</div>" in html and 'data-chip="Alibaba · unnamed new chip"' in html
-    assert "New foundry for Huawei Ascend 910C: HUA-HONG" in html
+    assert "New foundry for Huawei Ascend 910C: Hua Hong</div>" in html
     assert "(no model named)" not in html and "(not in the catalog)" not in html
     # every event's block quotes the sentence naming its fab first, marked "fab:", escaped
     quotes = re.findall(r'<div class="evidence" data-supports="([a-z_ ]*)"[^>]*>(.*?)</div>', html)
-    marked = '<span style="font-size:11px;font-weight:bold;color:#6b7280">fab:</span> '
+    marked = '<span lang="en" style="font-family:sans-serif;font-size:11px;font-weight:bold;color:#6b7280">fab:</span> '
     moved = "“It moved production from TSMC to a &lt;b&gt;domestic&lt;/b&gt; foundry &amp; more.”"
     hua_hong = [("fab", marked + "“Hua Hong now makes some of them.”"),
                 ("chip", "“Huawei&#39;s Ascend 910C sells well.”"), ("use", "“The chip is used for inference.”")]
@@ -356,7 +398,7 @@ def test_send_through_ses_on_moto_server(sampled, moto_server, monkeypatch):
     settings.cache_clear()
     boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress="digest@example.com")
 
-    assert send_digest(sampled, DAY, settings()) == "sent the digest of 2026-11-21 (8 events) to 1 recipient(s)"
+    assert send_digest(sampled, DAY, settings()) == "sent the digest of 2026-11-21 (7 events) to 1 recipient(s)"
     data = json.load(urllib.request.urlopen(f"{moto_server}/moto-api/data.json", timeout=10))
     [sent] = [m for m in data["ses"]["RawMessage"] if recipient in m["destinations"]]
     assert sent["source"] == SENDER and set(sent["destinations"]) == {recipient}
@@ -410,7 +452,7 @@ def test_cli_send_through_smtp_once_then_sent_already_then_force(db_url, smtp, c
         assert main(["digest", "--date", "2026-11-21", "--db", db_url, *args]) == 0
         return capsys.readouterr().out.strip()
 
-    assert digest("--send") == "sent the digest of 2026-11-21 (8 events) to 2 recipient(s)"
+    assert digest("--send") == "sent the digest of 2026-11-21 (7 events) to 2 recipient(s)"
     [envelope] = smtp.envelopes
     assert envelope.mail_from == "digest@example.com" and envelope.rcpt_tos == RECIPIENTS
     assert envelope.content.isascii()  # 7-bit clean, whatever the articles' script
@@ -421,12 +463,12 @@ def test_cli_send_through_smtp_once_then_sent_already_then_force(db_url, smtp, c
         store.close()
     [mail] = smtp.messages()
     assert_digest_mail(mail, digest_day, RECIPIENTS)
-    assert mail["Subject"] == "chiptracker 2026-11-21: 3 new chip or foundry sightings, 8 events"
+    assert mail["Subject"] == "chiptracker 2026-11-21: 2 new chip or foundry sightings, 7 events"
     assert "昇騰950PR" in mail.get_body(("plain",)).get_content()
 
     assert digest("--send") == "the digest of 2026-11-21 was sent already (use --force to send it again)"
     assert len(smtp.envelopes) == 1
-    assert digest("--send", "--force") == "sent the digest of 2026-11-21 (8 events) to 2 recipient(s)"
+    assert digest("--send", "--force") == "sent the digest of 2026-11-21 (7 events) to 2 recipient(s)"
     assert len(smtp.envelopes) == 2
 
 

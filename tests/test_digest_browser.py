@@ -1,32 +1,27 @@
-"""The digest's HTML in a real browser: headless Chromium (Debian's `chromium`, installed by .ci/run)
-renders a realistic digest (the sample articles through the pipeline) to a PNG, and the DOM it
-built holds every event's chip and link.
+"""The digest's HTML in a real browser: headless Chromium (Debian's `chromium`, installed by .ci/run,
+driven by tests/browser.py) renders a realistic digest (the sample articles through the pipeline) at
+390 and 1200 px: the DOM it built holds every event's chip and link and each quote's language, nothing
+sticks out at 390 px, the 12-week chart is drawn to scale, and nothing but the mail itself is fetched.
 
-Without chromium this is a skip on a developer's machine and a failure in CI (env CI set).
-`CHIPTRACKER_DIGEST_SCREENSHOT=docs/digest.png` also copies the screenshot there (the README's).
+Without chromium this is a skip on a developer's machine and a failure in CI (env CI set). The README's
+screenshots (docs/*.png) come from bench/screenshots.py, over the demo's data.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from lxml import html as lxml_html
 
-from chalicelib.notify.digest import build_digest, render_html
+from chalicelib.notify.digest import DigestDay, build_digest, render_html
 from chalicelib.store import open_store
+from tests.browser import MAX_HEIGHT, chromium_path, png_size, render
 from tests.test_digest import DAY, chip_label, events_on, sample_feeds, seed_from_samples
 
 pytestmark = pytest.mark.e2e
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WIDTH, HEIGHT = 800, 1800
-
 
 def needed(what: str, found: str | None, install: str) -> str:
     if not found:
@@ -37,15 +32,10 @@ def needed(what: str, found: str | None, install: str) -> str:
     return found
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
-    return struct.unpack(">II", data[16:24])
-
-
-def test_chromium_renders_every_event_chip_and_link(tmp_path):
-    chromium = needed("chromium", shutil.which("chromium") or shutil.which("chromium-browser"),
-                      "apt-get install chromium")
-    store = open_store(f"sqlite:///{tmp_path}/digest.db")
+@pytest.fixture(scope="module")
+def digest_html(tmp_path_factory) -> tuple[str, DigestDay, list]:
+    """A realistic digest: the sample articles through the pipeline."""
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('digest')}/digest.db")
     try:
         with sample_feeds() as feeds:
             seed_from_samples(store, feeds)
@@ -54,19 +44,17 @@ def test_chromium_renders_every_event_chip_and_link(tmp_path):
     finally:
         store.close()
     assert digest.events == len(events) > 5 and digest.new_chips and digest.new_fabs
-    page = tmp_path / "digest.html"
-    page.write_text(render_html(digest), encoding="utf-8")
-    png = tmp_path / "digest.png"
+    return render_html(digest), digest, events
 
-    done = subprocess.run(
-        [chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-         f"--window-size={WIDTH},{HEIGHT}", "--dump-dom", page.as_uri()],
-        capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+
+@pytest.mark.parametrize("width", [390, 1200])
+def test_chromium_renders_every_event_chip_and_link(digest_html, width):
+    chromium = needed("chromium", chromium_path(), "apt-get install chromium")
+    html, digest, events = digest_html
+    shot = render(chromium, html, width)
 
     # the DOM the browser built: every event's chip and link, the news first
-    dom = lxml_html.fromstring(done.stdout.decode("utf-8"))
+    dom = shot.dom
     assert dom.findtext(".//title") == "chiptracker 2026-11-21"
     chips = {node.get("data-chip"): node.text_content() for node in dom.xpath('//*[@class="chip"]')}
     links = {a.get("href"): a.text_content() for a in dom.xpath("//a[@href]")}
@@ -79,12 +67,22 @@ def test_chromium_renders_every_event_chip_and_link(tmp_path):
     order = [node.get("class") for node in dom.xpath('//*[@class="news" or @class="chip"]')]
     assert order == sorted(order, key=lambda kind: kind != "news")  # new chips and foundries at the top
     assert "昇騰950PR" in dom.text_content() and "含光800" in dom.text_content()  # CJK came through
+    assert {e.get("lang") for e in dom.xpath('//*[@class="evidence"]')} == {"en", "ja", "zh-Hans", "zh-Hant"}
 
-    data = png.read_bytes()
-    assert png_size(data) == (WIDTH, HEIGHT)
-    assert len(data) > 40_000  # a page of text, not a blank one
-    if target := os.environ.get("CHIPTRACKER_DIGEST_SCREENSHOT"):
-        shutil.copyfile(png, target)
+    # laid out for a phone and a desktop: nothing sticks out, the 12-week chart drawn to scale
+    layout = shot.layout
+    assert layout["viewport"] == width and layout["scroll_width"] <= width and layout["sticking_out"] == []
+    assert [bar["week"] for bar in layout["bars"]] == [p.period for p in digest.trend]
+    widest = max(b["domestic_px"] + b["nvidia_px"] + b["rest_px"] for b in layout["bars"])
+    most = max(b["domestic"] + b["nvidia"] for b in layout["bars"])
+    for bar in layout["bars"]:
+        for side in ("domestic", "nvidia"):
+            assert abs(bar[f"{side}_px"] - widest * bar[side] / most) <= max(2, widest * 0.01), bar
+    assert layout["fetched"] == []  # a mail fetches nothing: no image, font, stylesheet
+    assert set(shot.requests_of_the_page()) <= {f"GET {url}" for url in shot.page_urls}
+
+    assert png_size(shot.png) == (width, min(layout["height"], MAX_HEIGHT))
+    assert len(shot.png) > 40_000  # a page of text, not a blank one
 
 
 def test_fonts_for_chinese_and_japanese_are_installed():
@@ -97,6 +95,9 @@ def test_fonts_for_chinese_and_japanese_are_installed():
 
 
 @pytest.mark.unit
-def test_the_readme_screenshot_is_a_digest():
-    data = (Path(__file__).resolve().parents[1] / "docs" / "digest.png").read_bytes()
-    assert png_size(data) == (WIDTH, HEIGHT)
+@pytest.mark.parametrize(("name", "width"), [("digest", 800), ("digest-390", 390), ("digest-1200", 1200),
+                                             ("page-390", 390), ("page-1200", 1200)])
+def test_the_readme_screenshots_are_there(name, width):
+    """bench/screenshots.py draws them from the demo's data; each as wide as it says."""
+    data = (Path(__file__).resolve().parents[1] / "docs" / f"{name}.png").read_bytes()
+    assert png_size(data)[0] == width and len(data) > 40_000

@@ -157,3 +157,28 @@ def test_the_worker_counts_failed_feeds_and_fails_only_on_a_bad_job(site, store,
     with pytest.raises(ValueError, match="not a job"):
         lambdas.run_feed_jobs(['{"kind": "feeds", "urls": []}'], config, store, LOCAL)
     assert any("JobErrors" in m for m in map(json.loads, capsys.readouterr().out.splitlines()) if "_aws" in m)
+
+
+def test_a_feed_listing_what_it_listed_last_time_reads_nothing_from_the_store(site, store, monkeypatch):
+    url = site.url("/feed-a.xml")
+    first = jobs.run_feed_job(url, store, LOCAL, NOW)
+    assert first.new_articles == 2 and len(store.get_feed(url).listed) == 2
+    reads = []
+    real_get = type(store).get_article
+    monkeypatch.setattr(type(store), "get_article", lambda self, u: reads.append(u) or real_get(self, u))
+    again = jobs.run_feed_job(url, store, LOCAL, NOW + timedelta(hours=1))  # no ETag: 200, the same two entries
+    assert (again.status, again.new_articles, reads) == ("ok", 0, [])
+    # one entry more: only it is looked up and read; the state remembers the three
+    site.route("/feed-a.xml", body=rss([("Hanguang", site.url("/news/hanguang")), ("Ascend", site.url("/news/ascend")),
+                                        ("Kunlun", site.url("/news/kunlun"))]))
+    third = jobs.run_feed_job(url, store, LOCAL, NOW + timedelta(hours=2))
+    assert (third.new_articles, reads) == (1, [site.url("/news/hanguang")])
+    assert len(store.get_feed(url).listed) == 3
+
+
+def test_a_job_stopped_by_its_budget_remembers_nothing_so_the_next_poll_reads_the_rest(site, store):
+    url = site.url("/feed-a.xml")
+    stopped = jobs.run_feed_job(url, store, replace(LOCAL, job_seconds=-1), NOW)  # out of time at once
+    assert stopped.error and store.get_feed(url) is None
+    done = jobs.run_feed_job(url, store, LOCAL, NOW)
+    assert done.new_articles == 2 and len(store.get_feed(url).listed) == 2

@@ -176,7 +176,7 @@ def test_cli_ingest_events_and_feeds(site, tmp_path, python):
     lines = cli("events", "--db", fresh, "--family", "kunlun", "--model", "p800").stdout.splitlines()
     assert [json.loads(line)["model"] for line in lines] == ["P800"]
     bad = cli("events", "--db", fresh, "--since", "yesterday")
-    assert bad.returncode == 2 and "not an ISO date" in bad.stderr
+    assert bad.returncode == 2 and "events: --since: since must be an ISO date" in bad.stderr  # the API's message
 
 
 def test_demo_runs_offline(tmp_path, python):

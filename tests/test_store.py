@@ -30,12 +30,15 @@ def make_article(url: str = "https://news.example.com/a", **changes) -> Article:
 def make_event(n: int = 0, *, url: str | None = None, minutes: int | None = None, **changes) -> StoredEvent:
     url = url or f"https://news.example.com/{n}"
     family, company, model = changes.pop("chip", ("ascend", "huawei", "910C"))
+    first_seen = T0 + timedelta(minutes=n if minutes is None else minutes)
     fields = dict(
         id=event_id(url, company, family, model), company=company, family=family, model=model,
         fab="smic", use="inference", nvidia_models=["H20"], lang="en", extractor="test",
         evidence=[Evidence(text="Huawei's Ascend 910C.", start=0, end=21)],
-        article=ArticleRef(url=url, title=f"Article {n}", published=T0, feed="https://news.example.com/feed"),
-        first_seen=T0 + timedelta(minutes=n if minutes is None else minutes),
+        # published an hour before it was seen: the two axes in the same order unless a test says otherwise
+        article=ArticleRef(url=url, title=f"Article {n}", published=first_seen - timedelta(hours=1),
+                           feed="https://news.example.com/feed"),
+        first_seen=first_seen,
     )
     return StoredEvent(**(fields | changes))
 
@@ -185,9 +188,50 @@ def test_query_filters(store):
     assert models(use="training") == ["P800"]
     assert models(lang="ja") == ["800"]
     assert models(nvidia="h20") == ["800", "910C"]
-    assert models(since=T0 + timedelta(minutes=2)) == ["800", "P800"]
-    assert models(until=T0 + timedelta(minutes=2)) == ["910C"]
+    assert models(nvidia="any") == ["800", "910C"]
+    assert models(since=T0 + timedelta(minutes=2, hours=-1)) == ["800", "P800"]  # published, an hour before seen
+    assert models(until=T0 + timedelta(minutes=2, hours=-1)) == ["910C"]
+    assert models(seen_since=T0 + timedelta(minutes=2)) == ["800", "P800"]
+    assert models(seen_until=T0 + timedelta(minutes=2)) == ["910C"]
     assert models(family="ascend", fab="tsmc") == []
+
+
+def _dated(n: int, published: datetime | None, seen_minutes: int, **changes) -> StoredEvent:
+    event = make_event(n, minutes=seen_minutes, **changes)
+    return event.model_copy(update={"article": event.article.model_copy(update={"published": published})})
+
+
+def test_since_and_until_are_publication_times_and_seen_ones_stored_times(store):
+    """The desk's axis: an old article stored today is listed by its publication date, not by today."""
+    old_news = _dated(1, T0 - timedelta(days=30), 10)  # published a month before it was stored
+    undated = _dated(2, None, 20, chip=("kunlun", "baidu", "P800"))  # no date in its feed: its first sighting
+    future = _dated(3, T0 + timedelta(days=2), 30, chip=("hanguang", "alibaba", "800"))  # a date after it was seen
+    fresh = _dated(4, T0, 40, chip=("mlu", "cambricon", None), nvidia_models=[])
+    store.put_events([old_news, undated, future, fresh])
+    assert undated.published == undated.first_seen and future.published == future.first_seen
+    assert old_news.published == T0 - timedelta(days=30)
+
+    def ids(**filters) -> list[str]:
+        return [e.id for e in store.query_events(EventQuery(**filters))[0]]
+
+    newest_published = [future.id, undated.id, fresh.id, old_news.id]
+    assert ids() == newest_published  # newest published first
+    assert ids(until=T0) == [old_news.id] and ids(since=T0) == newest_published[:3]
+    assert ids(since=T0 - timedelta(days=31), until=T0 - timedelta(days=29)) == [old_news.id]
+    # stored time alone: newest stored first
+    assert ids(seen_since=T0) == [fresh.id, future.id, undated.id, old_news.id]
+    assert ids(seen_since=T0 + timedelta(minutes=15), seen_until=T0 + timedelta(minutes=35)) == [future.id, undated.id]
+    # both axes: publication order, stored time checked on each
+    assert ids(since=T0 - timedelta(days=40), seen_until=T0 + timedelta(minutes=15)) == [old_news.id]
+    assert ids(model="910C", seen_since=T0) == [old_news.id] and ids(nvidia="H20", until=T0) == [old_news.id]
+    for query in (EventQuery(limit=1), EventQuery(seen_since=T0, limit=1), EventQuery(nvidia="any", limit=1)):
+        seen, cursor = [], None
+        while True:
+            page, cursor = store.query_events(query, cursor)
+            seen += [e.id for e in page]
+            if cursor is None:
+                break
+        assert seen == ids(**query.model_dump(exclude={"limit"}, exclude_none=True))
 
 
 def test_pagination_visits_every_match_once_while_new_events_arrive(store):
@@ -265,11 +309,11 @@ def test_article_stats_by_day_range(store):
     for n, day in enumerate(days):
         store.put_article_stats(ArticleStats(url=f"https://a.example/{n}", day=day, nvidia_models=["H20"] * (n % 2),
                                              chips=[ChipMention(company="huawei", family="ascend", use="training")]))
-    store.put_article_stats(ArticleStats(url="https://a.example/1", day=days[1]))  # replaced, not added
+    store.put_article_stats(ArticleStats(url="https://a.example/1", day=days[1], nvidia_models=["B30A"]))  # replaced
+    store.put_article_stats(ArticleStats(url="https://a.example/3", day=days[3]))  # nothing left to count: gone
     found = list(store.article_stats(date(2026, 10, 31), date(2026, 12, 1)))
-    assert [(s.day, s.url) for s in found] == [(days[1], "https://a.example/1"), (days[2], "https://a.example/2"),
-                                                (days[3], "https://a.example/3")]
-    assert found[0].nvidia_models == [] and found[0].chips == []
+    assert [(s.day, s.url) for s in found] == [(days[1], "https://a.example/1"), (days[2], "https://a.example/2")]
+    assert found[0].nvidia_models == ["B30A"] and found[0].chips == []
     assert list(store.article_stats(date(2026, 11, 2), date(2026, 11, 2))) == []
 
 

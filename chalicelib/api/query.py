@@ -27,10 +27,23 @@ MAX_LIMIT = 200
 MAX_CURSOR = 512
 
 
+ANY_NVIDIA = "any"  # nvidia=any: the events whose article names any Nvidia product
+
+
 def family_ids(catalog: Catalog) -> list[str]:
-    """What the family filter accepts: every catalog family (report = false ones too, which match
-    nothing, as before) and "unnamed", a tracked company's new chip described without a name."""
-    return sorted({f.id for f in catalog.families} | set(catalog.reported_family_ids))
+    """What the family filter accepts: the families events carry (the reported ones) and "unnamed",
+    a tracked company's new chip described without a name; a report = false family is never reported."""
+    return sorted(catalog.reported_family_ids)
+
+
+def nvidia_product(value: str, catalog: Catalog) -> str | None:
+    """The Nvidia product `value` names, as the extractor reports it (upper case, spaces collapsed; a
+    catalog entry's fixed id, such as BLACKWELL), or None when it names none of the catalog's."""
+    wanted = re.sub(r"[\s-]+", " ", value.strip()).upper()
+    for product in catalog.nvidia:
+        if wanted == product.id or re.fullmatch(product.pattern, wanted):
+            return product.id or wanted
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,8 @@ class Filter:
     name: str
     description: str
     choices: Callable[[Catalog], list[str]] | None = None  # the values it takes; None: see `kind`
-    kind: str = "choice"  # choice, model (a model name) or moment (an ISO date or datetime)
+    # choice, model (a model name), nvidia (a product or "any") or moment (an ISO date or datetime)
+    kind: str = "choice"
 
 
 FILTERS: tuple[Filter, ...] = (
@@ -50,9 +64,13 @@ FILTERS: tuple[Filter, ...] = (
     Filter("fab", "fab id", lambda c: sorted(f.id for f in c.fabs)),
     Filter("use", "use", lambda _: list(get_args(Use))),
     Filter("lang", "article language", lambda _: list(get_args(Lang))),
-    Filter("nvidia", "an Nvidia product the article names, e.g. H20", kind="model"),
-    Filter("since", "first seen at or after (ISO date or datetime)", kind="moment"),
-    Filter("until", "first seen before (ISO date or datetime), exclusive", kind="moment"),
+    Filter("nvidia", f"an Nvidia product the article names, as the catalog lists them (e.g. H20, A800, RTX 4090D, "
+                     f"BLACKWELL), or {ANY_NVIDIA!r}: any Nvidia product", kind="nvidia"),
+    Filter("since", "published at or after (ISO date or datetime; an article without a publication date counts "
+                    "as published when first seen)", kind="moment"),
+    Filter("until", "published before (ISO date or datetime), exclusive", kind="moment"),
+    Filter("seen_since", "first seen (stored by the tracker) at or after (ISO date or datetime)", kind="moment"),
+    Filter("seen_until", "first seen before (ISO date or datetime), exclusive", kind="moment"),
 )
 FILTER_NAMES = tuple(f.name for f in FILTERS)
 
@@ -62,7 +80,8 @@ def single(params: Params | None, allowed: tuple[str, ...]) -> dict[str, str]:
     values = {}
     for name, given in (params or {}).items():
         if name not in allowed:
-            raise ApiError(400, f"unknown parameter {name!r}; this route takes: {', '.join(allowed)}", name)
+            takes = f"takes: {', '.join(allowed)}" if allowed else "takes no parameter"
+            raise ApiError(400, f"unknown parameter {name!r}; this route {takes}", name)
         if len(given) != 1:
             raise ApiError(400, f"{name} is given {len(given)} times; give it once", name)
         if not given[0].strip():
@@ -85,6 +104,24 @@ def moment(name: str, value: str) -> datetime:
         raise ApiError(400, f"{name} {exc}", name) from None
 
 
+def model_name(name: str, value: str) -> str:
+    if not MODEL_NAME.fullmatch(value):
+        raise ApiError(400, f"{name} must be a model name such as 910C or H20", name)
+    return value
+
+
+def nvidia(value: str, catalog: Catalog) -> str:
+    """"any" (passed on as it is: EventQuery upper-cases it), or the Nvidia product the value names."""
+    if value.lower() == ANY_NVIDIA:
+        return ANY_NVIDIA
+    product = nvidia_product(value, catalog)
+    if product is None:
+        fixed = ", ".join(p.id for p in catalog.nvidia if p.id)
+        raise ApiError(400, f"nvidia must be {ANY_NVIDIA!r} or an Nvidia product the catalog lists: a part such as "
+                            f"H20, H100, B200, A800 or RTX 4090D, or {fixed}; got {value[:40]!r}", "nvidia")
+    return product
+
+
 def limit(value: str) -> int:
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses, and 5,000 digits, which it won't read
     if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= MAX_LIMIT:
@@ -104,13 +141,14 @@ def event_query(values: dict[str, str]) -> EventQuery:
         if spec.kind == "choice":
             checked[spec.name] = choice(spec.name, value, spec.choices(catalog))
         elif spec.kind == "model":
-            if not MODEL_NAME.fullmatch(value):
-                raise ApiError(400, f"{spec.name} must be a model name such as 910C or H20", spec.name)
-            checked[spec.name] = value
+            checked[spec.name] = model_name(spec.name, value)
+        elif spec.kind == "nvidia":
+            checked[spec.name] = nvidia(value, catalog)
         else:
             checked[spec.name] = moment(spec.name, value)
-    if "since" in checked and "until" in checked and checked["since"] >= checked["until"]:
-        raise ApiError(400, "since must be before until", "since")
+    for low, high in (("since", "until"), ("seen_since", "seen_until")):
+        if low in checked and high in checked and checked[low] >= checked[high]:
+            raise ApiError(400, f"{low} must be before {high}", low)
     checked["limit"] = limit(values.get("limit", "50"))
     return EventQuery(**checked)
 

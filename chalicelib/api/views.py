@@ -14,7 +14,20 @@ from datetime import UTC, date, datetime, timedelta
 
 from chalicelib import __version__
 from chalicelib.api import query
-from chalicelib.api.formats import ATOM, CSV, ApiResponse, atom_feed, error, events_csv, json_response
+from chalicelib.api.formats import (
+    ATOM,
+    CSV,
+    ApiResponse,
+    api_root,
+    atom_feed,
+    error,
+    events_csv,
+    feed_page,
+    json_response,
+    next_link,
+    page_url,
+    query_params,
+)
 from chalicelib.catalog import load_catalog
 from chalicelib.dependence import (
     DEFINITION,
@@ -48,6 +61,7 @@ log = logging.getLogger(__name__)
 CLAIMS_READ_PER_CHIP = 20  # /chips reads each fab's newest sources from the chip's newest claims, this many
 SOURCES_PER_FAB = 5  # /chips lists the newest sources of each fab claim
 MAX_RANGE = timedelta(days=3 * 366)  # /dependence looks back at most three years at once
+INTERNAL_ERROR = "internal error; it has been logged"
 
 
 def handle(view: Callable[..., ApiResponse], *args: object, **kwargs: object) -> ApiResponse:
@@ -60,28 +74,40 @@ def handle(view: Callable[..., ApiResponse], *args: object, **kwargs: object) ->
         return error(400, f"cursor: {exc}", "cursor")
     except Exception:
         log.exception("API route %s failed", getattr(view, "__name__", view))
-        return error(500, "internal error; it has been logged")
+        return error(500, INTERNAL_ERROR)
 
 
-def list_events(store: EventStore, params: query.Params | None, headers: dict[str, str]) -> ApiResponse:
+def list_events(store: EventStore, params: query.Params | None, headers: dict[str, str],
+                context: dict | None = None) -> ApiResponse:
+    """A page of events as JSON, or as CSV (format=csv, or Accept: text/csv) whose next page is in a Link
+    header (and X-Next-Cursor). `headers` lower-cased; `context` the request's, for the stage in links."""
     values = query.single(params, (*query.FILTER_NAMES, "limit", "cursor", "format"))
     wanted = query.event_query(values)
     chosen = query.choice("format", values["format"], ["json", "csv"]) if "format" in values else None
     wants_csv = chosen == "csv" or (chosen is None and "text/csv" in headers.get("accept", ""))
     events, next_cursor = store.query_events(wanted, query.cursor(values))
-    if wants_csv:
-        extra = {"X-Next-Cursor": next_cursor} if next_cursor else {}
-        return ApiResponse(200, events_csv(events), CSV, extra)
-    return json_response(EventsPage(events=events, next_cursor=next_cursor))
+    if not wants_csv:
+        return json_response(EventsPage(events=events, next_cursor=next_cursor))
+    paging = {}
+    if next_cursor:  # format=csv in the link: the next page is CSV whatever the follower's Accept header
+        following = page_url(api_root(headers, context), "/events",
+                             query_params(wanted) | {"format": "csv", "cursor": next_cursor})
+        paging = {"Link": next_link(following), "X-Next-Cursor": next_cursor}
+    return ApiResponse(200, events_csv(events), CSV, paging)
 
 
-def events_atom(store: EventStore, params: query.Params | None, self_url: str) -> ApiResponse:
-    values = query.single(params, (*query.FILTER_NAMES, "limit"))
-    events, _ = store.query_events(query.event_query(values))
-    return ApiResponse(200, atom_feed(events, self_url), ATOM)
+def events_atom(store: EventStore, params: query.Params | None, headers: dict[str, str],
+                context: dict | None = None) -> ApiResponse:
+    """The same query as a page of an Atom feed, with its self, first and next links."""
+    values = query.single(params, (*query.FILTER_NAMES, "limit", "cursor"))
+    wanted = query.event_query(values)
+    cursor = query.cursor(values)
+    events, next_cursor = store.query_events(wanted, cursor)
+    return ApiResponse(200, atom_feed(events, feed_page(api_root(headers, context), wanted, cursor, next_cursor)), ATOM)
 
 
-def get_event(store: EventStore, event_id: str) -> ApiResponse:
+def get_event(store: EventStore, event_id: str, params: query.Params | None = None) -> ApiResponse:
+    query.single(params, ())
     event = store.get_event(event_id) if query.EVENT_ID.fullmatch(event_id or "") else None
     if event is None:
         raise ApiError(404, f"no event with id {event_id[:40]!r}", "event_id")
@@ -89,12 +115,19 @@ def get_event(store: EventStore, event_id: str) -> ApiResponse:
 
 
 def list_chips(store: EventStore, params: query.Params | None) -> ApiResponse:
-    """The catalog's chips and those in the news, from the chip summaries kept at write time (one
-    read), with each fab's newest sources from the chip's newest claims (one read per chip in the news)."""
     values = query.single(params, ("company", "family"))
     catalog = load_catalog()
     choices = {spec.name: spec.choices(catalog) for spec in query.FILTERS if spec.name in ("company", "family")}
     wanted = {name: query.choice(name, value, choices[name]) for name, value in values.items()}
+    return json_response(ChipsResponse(chips=chip_summaries(store, wanted), claims_read_per_chip=CLAIMS_READ_PER_CHIP))
+
+
+def chip_summaries(store: EventStore, wanted: dict[str, str] | None = None) -> list[ChipSummary]:
+    """The catalog's chips and those in the news (of the `company` and `family` in `wanted`, checked values),
+    from the chip summaries kept at write time (one read), with each fab's newest sources from the chip's
+    newest claims (one read per chip in the news): what /chips and the page at `/` show."""
+    wanted = wanted or {}
+    catalog = load_catalog()
     chips: dict[str, ChipSummary] = {}
     for family in catalog.families:
         if family.report:
@@ -119,7 +152,7 @@ def list_chips(store: EventStore, params: query.Params | None) -> ApiResponse:
         if wanted.get("company", c.company) == c.company and wanted.get("family", c.family) == c.family
     ]
     selected.sort(key=lambda c: (c.company, c.family, c.model or ""))
-    return json_response(ChipsResponse(chips=selected, claims_read_per_chip=CLAIMS_READ_PER_CHIP))
+    return selected
 
 
 def _summarise(summary: ChipSummary, tally: Tally, claims: list[StoredEvent]) -> None:
@@ -171,11 +204,13 @@ def list_feeds(store: EventStore, params: query.Params | None) -> ApiResponse:
     return json_response(FeedsResponse(feeds=store.list_feeds()))
 
 
-def health() -> ApiResponse:
+def health(params: query.Params | None = None) -> ApiResponse:
+    query.single(params, ())
     return json_response(Health(status="ok", version=__version__))
 
 
-def openapi() -> ApiResponse:
+def openapi(params: query.Params | None = None) -> ApiResponse:
+    query.single(params, ())
     from chalicelib.api.openapi import openapi_document
 
     return ApiResponse(200, json.dumps(openapi_document()))

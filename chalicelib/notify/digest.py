@@ -1,9 +1,12 @@
 """The daily digest: what the tracker first saw on a day, as HTML and plain text.
 
 New chips and new foundries at the top, then every event of the day per company and chip with
-its fab, use, evidence (the sentence naming the fab first, marked "fab") and link, and the day's
-Nvidia-dependence figures next to the week before. A new chip without a name reads "Alibaba ·
-unnamed new chip". Each date is sent once (recorded in the store); `force` sends it again.
+its fab ("SMIC, previously TSMC"), use, evidence (the sentence naming the fab first, marked "fab",
+each in an element with its `lang`) and its article (title, outlet, publication date, language),
+and the day's Nvidia-dependence figures next to the week before, with the 12-week trend (the chart
+the page at `/` shows too). A new chip without a name reads "Alibaba · unnamed new chip". Each
+date is sent once (recorded in the store); `force` sends it again. Names, languages, the chart and
+the Jinja environment are chalicelib/present.py's.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -22,13 +23,12 @@ from chalicelib.dates import utc_now
 from chalicelib.dependence import figures
 from chalicelib.errors import SettingsError
 from chalicelib.keys import MarkerKind, SightingKind
-from chalicelib.labels import chip_label, chip_name, evidence_fab_first, fab_evidence, is_unnamed, quotes
 from chalicelib.models import DependencePeriod, EventQuery, Marker, StoredEvent
+from chalicelib.present import render, weekly_trend
 from chalicelib.settings import Settings
 from chalicelib.store import EventStore
-from chalicelib.text import one_line, printable
+from chalicelib.text import one_line
 
-TEMPLATES = Path(__file__).with_name("templates")
 # Bodies 7-bit clean (quoted-printable or base64, whichever is shorter, for non-ASCII text): smtplib
 # sends without BODY=8BITMIME, so an 8bit part is not guaranteed to cross every relay intact.
 SEVEN_BIT = policy.default.clone(cte_type="7bit")
@@ -49,13 +49,14 @@ class DigestDay(BaseModel):
     groups: list[ChipGroup]  # per company, then chip
     today: DependencePeriod
     week_before: DependencePeriod  # the seven days before `day`
+    trend: list[DependencePeriod]  # the last 12 ISO weeks, the last one up to `day`
 
 
 def build_digest(store: EventStore, day: date) -> DigestDay:
-    """Everything first seen on `day` (UTC)."""
+    """Everything first seen on `day` (UTC): by the time the tracker stored it, not its publication."""
     start = datetime.combine(day, time(), UTC)
     events: list[StoredEvent] = []
-    query, cursor = EventQuery(since=start, until=start + timedelta(days=1), limit=200), None
+    query, cursor = EventQuery(seen_since=start, seen_until=start + timedelta(days=1), limit=200), None
     while True:
         page, cursor = store.query_events(query, cursor)
         events += page
@@ -73,6 +74,7 @@ def build_digest(store: EventStore, day: date) -> DigestDay:
         groups=[ChipGroup(company=c, family=f, model=m, events=evs) for (c, f, m), evs in groups.items()],
         today=figures(store, day, day + timedelta(days=1), day.isoformat()),
         week_before=figures(store, day - timedelta(days=7), day, f"{day - timedelta(days=7)} to {day}"),
+        trend=weekly_trend(store, day),
     )
 
 
@@ -83,37 +85,12 @@ def _first_on(store: EventStore, kind: SightingKind, day: date) -> list[StoredEv
     return [event for event in found if event is not None]
 
 
-def _printable(value: object) -> object:
-    """Every {{ … }} of both templates: stored titles and evidence may predate cleaning at ingest, and a
-    control character has no place in a mail (a terminal showing the text part obeys ESC). Markup (a macro's
-    output, HTML built of values cleaned here already) is left as it is, or autoescape would escape it again."""
-    from markupsafe import Markup
-
-    return printable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
-
-
-@cache
-def _environment():
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, finalize=_printable,
-    )
-    # the same chip names and evidence order as the Slack alerts (chalicelib/labels.py)
-    env.globals.update(
-        label=lambda e: chip_label(e.company, e.family, e.model), chip_name=chip_name, is_unnamed=is_unnamed,
-        quotes=quotes, evidence_fab_first=evidence_fab_first, is_fab_sentence=lambda e, ev: ev is fab_evidence(e),
-    )
-    return env
-
-
 def render_html(digest: DigestDay) -> str:
-    return _environment().get_template("digest.html").render(d=digest)
+    return render("digest.html", d=digest)
 
 
 def render_text(digest: DigestDay) -> str:
-    return _environment().get_template("digest.txt").render(d=digest)
+    return render("digest.txt", d=digest)
 
 
 def subject(digest: DigestDay) -> str:

@@ -18,25 +18,28 @@ Key layout (`pk`, `sk` are strings; `<ts>` is `timestamp()`, fixed width, so str
 |                  |                             |                  | alert (JSON), lease_until; gsi1 while pending  |
 | once-only job    | `SIGHTING#digest`, `#seed`  | the day, version | event_id (the kind), first_seen (when done)    |
 | article stats    | `STATS#YYYY-MM`             | `<day>#<url_key>`| data (ArticleStats JSON)                       |
-| event months     | `META`                      | `MONTHS`         | months (string set of `YYYY-MM`)               |
+| event months     | `META`                      | `MONTHS`         | months, seen (string sets of `YYYY-MM`)        |
 | event filter key | `BY#<model|fab|nvidia>#<v>` | `<ts>#<id>`      | id (no data: the event is read back by id)     |
+| event seen key   | `SEEN#YYYY-MM`              | `<ts(first_seen)>#<id>` | id (the stored-time axis)               |
 | chip summary     | `TALLY#chip`                | chip key         | `n|<name>` counts, `f|<name>`, `l|<name>` times|
 | day summary      | `TALLY#day`                 | `YYYY-MM-DD`     | `n|<name>` counts (chalicelib.summaries)       |
 
-Global secondary indexes (all project ALL):
+Global secondary indexes (gsi3 projects the keys only, the others ALL):
 
 | index | partition key                 | sort key                    | what                                   |
 |-------|-------------------------------|-----------------------------|----------------------------------------|
-| gsi1  | `FAMILY#<family>`             | `<ts(first_seen)>#<id>`     | events of a chip family, by time       |
+| gsi1  | `FAMILY#<family>`             | `<ts(published)>#<id>`      | events of a chip family, by time       |
 | gsi1  | `RETRY`                       | `<ts(next_attempt)>#<key>`  | failed articles by due time (sparse)   |
 | gsi1  | `ALERT`                       | `<ts(next_attempt)>#<key>`  | pending alerts by due time (sparse)    |
-| gsi2  | `MONTH#YYYY-MM`               | `<ts(first_seen)>#<id>`     | events of a month, by time             |
+| gsi2  | `MONTH#YYYY-MM` (published)   | `<ts(published)>#<id>`      | events of a month, by time             |
 | gsi3  | `ARTICLE#<url_key>`           | `EVENT#<id>`                | events of an article                   |
 | gsi4  | `CHIP#<chip_key>`             | `<ts(first_seen)>#<id>`     | events claiming a fab or a use (sparse)|
 
-`query_events` reads the filter keys of the rarest keyed filter the query names (model, nvidia, fab),
-else gsi1 when it names a family, else walks the months listed in the META item newest first, reading
-gsi2; a cursor `(ts, id)` becomes the key condition `sk < "<ts>#<id>"`. The summaries are updated in
+Events are ordered by StoredEvent.published (`<ts>` above, unless marked): `query_events` reads the filter
+keys of the rarest keyed filter the query names (model, nvidia, fab), else gsi1 when it names a family,
+else walks the months listed in the META item newest first, reading gsi2; a query bounded by stored time
+alone (common.by_seen) walks the SEEN keys of the months it spans instead, every filter checked on what
+it reads. A cursor `(ts, id)` becomes the key condition `sk < "<ts>#<id>"`. The summaries are updated in
 the same transaction as the event or stats write they count (chalicelib.summaries).
 """
 
@@ -58,8 +61,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.duplicates import is_near, is_original, near_duplicate_expiry, simhash_bands
 from chalicelib.errors import StoreError
 from chalicelib.keys import MarkerKind, SightingKey, SightingKind, chip_key
-from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
+from chalicelib.models import (
+    ANY_NVIDIA,
+    Alert,
+    Article,
+    ArticleStats,
+    EventQuery,
+    FeedState,
+    Marker,
+    Sighting,
+    StoredEvent,
+)
 from chalicelib.store.common import (
+    by_seen,
     compress_text,
     decode_cursor,
     decompress_text,
@@ -86,6 +100,9 @@ Item = dict[str, Any]  # an item in the low-level client's typed form: {"pk": {"
 TTL_ATTRIBUTE = "expires_at"
 
 _INDEXES = {f"gsi{n}": (f"gsi{n}pk", f"gsi{n}sk") for n in (1, 2, 3, 4)}
+# gsi3 (an article's events) is read only when an article is extracted again: keys only, the events read
+# back by id, so that each event write does not copy the whole event into it (a write unit per KB)
+_PROJECTIONS = {"gsi1": "ALL", "gsi2": "ALL", "gsi3": "KEYS_ONLY", "gsi4": "ALL"}
 
 # DynamoDB items are at most 400 KB: compressed texts above this size go to chunk items.
 _CHUNK_BYTES = 300_000
@@ -117,7 +134,7 @@ def table_definition(name: str) -> dict[str, Any]:
         ],
         "KeySchema": _key_schema("pk", "sk"),
         "GlobalSecondaryIndexes": [
-            {"IndexName": index, "KeySchema": _key_schema(*pair), "Projection": {"ProjectionType": "ALL"}}
+            {"IndexName": index, "KeySchema": _key_schema(*pair), "Projection": {"ProjectionType": _PROJECTIONS[index]}}
             for index, pair in _INDEXES.items()
         ],
         "BillingMode": "PAY_PER_REQUEST",
@@ -140,7 +157,7 @@ class DynamoDBStore:
         self.client = boto3.session.Session().client(
             "dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG
         )
-        self._known_months: set[str] = set()  # months already recorded in the META item
+        self._known_months: set[tuple[str, str]] = set()  # (set, month) already recorded in the META item
         where = f"in {region}" + (f" at {endpoint_url}" if endpoint_url else "")
         try:
             self._open(create)
@@ -287,7 +304,8 @@ class DynamoDBStore:
             delete = {"Delete": {"TableName": self.table, "Key": _item(pk=f"EVENT#{event_id}", sk="EVENT"),
                                  "ConditionExpression": "attribute_exists(pk)"}}
             self._write_counted(delete, event_contribution(old[event_id]).negated())
-            self._delete_filter_keys(_filter_keys(old[event_id]))
+            gone = old[event_id]
+            self._delete_filter_keys(_filter_keys(gone) + _filter_keys(gone, published=gone.first_seen))
         self._record_months(events)
         added = 0
         for event in events:
@@ -301,7 +319,9 @@ class DynamoDBStore:
             keys = _filter_keys(event)
             for key in keys:
                 self._put(key)
-            self._delete_filter_keys([k for k in _filter_keys(old[event.id]) if k not in keys])
+            # the keys it had: those of its old claims, and those stored before the publication axis (first seen)
+            before = _filter_keys(old[event.id]) + _filter_keys(old[event.id], published=old[event.id].first_seen)
+            self._delete_filter_keys([k for k in before if k not in keys])
             new = event_contribution(event)
             put = {"Put": {"TableName": self.table, "Item": _event_item(event)}}
             # same chip (the id says so): what the event claims may have changed
@@ -313,32 +333,41 @@ class DynamoDBStore:
         return _event(item) if item else None
 
     def events_for_article(self, url: str) -> list[StoredEvent]:
-        items = self._query(
+        keys = self._query(
             IndexName="gsi3",
             KeyConditionExpression="gsi3pk = :pk",
             ExpressionAttributeValues=_values(pk=f"ARTICLE#{url_key(url)}"),
         )
-        return sorted(map(_event, items), key=lambda e: (timestamp(e.first_seen), e.id))
+        events = self._events_by_id([key["pk"]["S"].removeprefix("EVENT#") for key in keys])
+        return sorted(events, key=lambda e: (timestamp(e.first_seen), e.id))
 
     def query_events(self, query: EventQuery, cursor: str | None = None) -> tuple[list[StoredEvent], str | None]:
         # bounds on the index sort key "<ts>#<id>": since is inclusive, until and the cursor exclusive
-        low = timestamp(query.since) if query.since else None
-        highs = [timestamp(query.until)] if query.until else []
+        seen_axis = by_seen(query)
+        since, until = (query.seen_since, query.seen_until) if seen_axis else (query.since, query.until)
+        low = timestamp(since) if since else None
+        highs = [timestamp(until)] if until else []
+        if query.seen_until and not seen_axis:  # published <= first_seen: nothing later can pass
+            highs.append(timestamp(query.seen_until))
         if cursor:
             highs.append("#".join(decode_cursor(cursor, query)))
         high = min(highs) if highs else None
         if low and high and low >= high:  # an empty range (DynamoDB refuses a BETWEEN whose bounds are reversed)
             return [], None
-        keyed = self._rarest([(name, getattr(query, name)) for name in _KEYED_FILTERS if getattr(query, name)])
+        keyed = None if seen_axis else self._rarest(
+            [(name, value) for name in _KEYED_FILTERS if (value := getattr(query, name)) and value != ANY_NVIDIA])
         # filters the partition read does not answer: pages of many, most of which may not pass
-        filtered = any(getattr(query, name) is not None for name in _RESIDUAL_FILTERS if not keyed or name != keyed[0])
+        residual = [*_RESIDUAL_FILTERS, "seen_since", "seen_until", *(("family",) if seen_axis else ())]
+        filtered = any(getattr(query, name) is not None for name in residual if not keyed or name != keyed[0])
         page_size = max(query.limit + 1, _FILTERED_PAGE) if filtered else query.limit + 1
-        if keyed is not None:  # the rarest keyed filter given: read its keys
+        if seen_axis:
+            partitions = [(None, f"SEEN#{month}") for month in self._months("seen", low, high)]
+        elif keyed is not None:  # the rarest keyed filter given: read its keys
             partitions = [(None, f"BY#{keyed[0]}#{keyed[1]}")]
         elif query.family is not None:
             partitions = [("gsi1", f"FAMILY#{query.family}")]
         else:
-            partitions = [("gsi2", f"MONTH#{month}") for month in self._months(low, high)]
+            partitions = [("gsi2", f"MONTH#{month}") for month in self._months("months", low, high)]
         examined = (
             event
             for index, partition in partitions
@@ -414,23 +443,27 @@ class DynamoDBStore:
         for key in keys:
             self.client.delete_item(TableName=self.table, Key={"pk": key["pk"], "sk": key["sk"]})
 
-    def _months(self, low: str | None, high: str | None) -> list[str]:
-        """The months that have events, newest first, within the bounds."""
+    def _months(self, kind: str, low: str | None, high: str | None) -> list[str]:
+        """The months that have events (published in them: "months"; first seen: "seen"), newest first,
+        within the bounds."""
         item = self._get("META", "MONTHS")
-        months = item["months"]["SS"] if item else []
+        months = item[kind]["SS"] if item and kind in item else []
         return sorted(
             (m for m in months if (low is None or m >= low[:7]) and (high is None or m <= high[:7])), reverse=True
         )
 
     def _record_months(self, events: Iterable[StoredEvent]) -> None:
         """Add the events' months to the META item before the events are written (so no query misses them)."""
-        months = {timestamp(event.first_seen)[:7] for event in events} - self._known_months
+        months = {("months", timestamp(e.published)[:7]) for e in events} | \
+            {("seen", timestamp(e.first_seen)[:7]) for e in events}
+        months -= self._known_months
         if months:
             self.client.update_item(
                 TableName=self.table,
                 Key=_item(pk="META", sk="MONTHS"),
-                UpdateExpression="ADD months :months",
-                ExpressionAttributeValues={":months": {"SS": sorted(months)}},
+                UpdateExpression="ADD " + ", ".join(f"{kind} :{kind}" for kind in sorted({k for k, _ in months})),
+                ExpressionAttributeValues={f":{kind}": {"SS": sorted(m for k, m in months if k == kind)}
+                                           for kind in {k for k, _ in months}},
             )
             self._known_months |= months
 
@@ -450,9 +483,14 @@ class DynamoDBStore:
             stored = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
             before = stats_contribution(ArticleStats.model_validate_json(stored["data"]["S"]), reported) \
                 if stored else None
-            put = {"Put": {"TableName": self.table, "Item": key | _item(data=stats.model_dump_json()),
-                           **_unchanged_since(stored)}}
-            if self._write_counted(put, Contribution(new.scope, difference(new, before))):
+            if stats.counted:
+                write = {"Put": {"TableName": self.table, "Item": key | _item(data=stats.model_dump_json()),
+                                 **_unchanged_since(stored)}}
+            elif stored:  # nothing left to count (reextract): the stats go
+                write = {"Delete": {"TableName": self.table, "Key": key, **_unchanged_since(stored)}}
+            else:
+                return
+            if self._write_counted(write, Contribution(new.scope, difference(new, before))):
                 return
         raise StoreError(f"article stats of {stats.url}: kept changing under {_CONTENDED_TRIES} tries")
 
@@ -567,6 +605,10 @@ class DynamoDBStore:
     # first sightings --------------------------------------------------------------------------
     def claim_sighting(self, sighting: Sighting, alert: Alert | None = None) -> bool:
         kind, rest = _sighting_key(sighting.key)
+        # most chips and fabs are known: a read unit says so, where a refused conditional put of the
+        # alert-sized item costs one to three write units (each five times the price); the put still decides
+        if self._get(f"SIGHTING#{kind}", rest, ProjectionExpression="pk"):
+            return False
         return self._put_new(_item(
             pk=f"SIGHTING#{kind}", sk=rest, event_id=sighting.event_id, first_seen=timestamp(sighting.first_seen),
             **_alert_attributes(alert),
@@ -712,15 +754,18 @@ def _sighting(kind: str, item: Item) -> Sighting:
                     first_seen=datetime.fromisoformat(item["first_seen"]["S"]))
 
 
-def _filter_keys(event: StoredEvent) -> list[Item]:
-    """The event's key items, one per value of a keyed filter: small (no data), found by Query, read back by id."""
-    key = f"{timestamp(event.first_seen)}#{event.id}"
+def _filter_keys(event: StoredEvent, published: datetime | None = None) -> list[Item]:
+    """The event's key items, one per value of a keyed filter, and its key on the stored-time axis: small
+    (no data), found by Query, read back by id. (`published`: the time its keys had before, if other.)"""
+    key = f"{timestamp(published or event.published)}#{event.id}"
     values = [("model", event.model), ("fab", event.fab), *(("nvidia", m) for m in sorted(set(event.nvidia_models)))]
-    return [_item(pk=f"BY#{name}#{value}", sk=key, id=event.id) for name, value in values if value]
+    seen = timestamp(event.first_seen)
+    return [*(_item(pk=f"BY#{name}#{value}", sk=key, id=event.id) for name, value in values if value),
+            _item(pk=f"SEEN#{seen[:7]}", sk=f"{seen}#{event.id}", id=event.id)]
 
 
 def _event_item(event: StoredEvent) -> Item:
-    stamp, key = timestamp(event.first_seen), f"{timestamp(event.first_seen)}#{event.id}"
+    stamp, key = timestamp(event.published), f"{timestamp(event.published)}#{event.id}"
     claims = event.fab is not None or event.use is not None
     return _item(
         pk=f"EVENT#{event.id}", sk="EVENT", data=event.model_dump_json(),

@@ -11,8 +11,19 @@ from pathlib import Path
 
 from chalicelib.duplicates import is_near, is_original, near_duplicate_expiry, simhash_bands
 from chalicelib.keys import MarkerKind, SightingKey, SightingKind, chip_key, marker_key, sighting_prefix
-from chalicelib.models import Alert, Article, ArticleStats, EventQuery, FeedState, Marker, Sighting, StoredEvent
+from chalicelib.models import (
+    ANY_NVIDIA,
+    Alert,
+    Article,
+    ArticleStats,
+    EventQuery,
+    FeedState,
+    Marker,
+    Sighting,
+    StoredEvent,
+)
 from chalicelib.store.common import (
+    by_seen,
     compress_text,
     decode_cursor,
     decompress_text,
@@ -41,31 +52,33 @@ CREATE TABLE IF NOT EXISTS simhash_bands (
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, article_url TEXT NOT NULL, first_seen TEXT NOT NULL,
     company TEXT NOT NULL, family TEXT NOT NULL, data TEXT NOT NULL,
-    chip TEXT NOT NULL, claims INTEGER NOT NULL, model TEXT, fab TEXT, use TEXT, lang TEXT);
+    chip TEXT NOT NULL, claims INTEGER NOT NULL, model TEXT, fab TEXT, use TEXT, lang TEXT, published TEXT);
+-- the stored-time axis (seen_since, seen_until: the digest), and the publication axis with each filter's index
 CREATE INDEX IF NOT EXISTS events_time ON events (first_seen, id);
-CREATE INDEX IF NOT EXISTS events_family ON events (family, first_seen, id);
-CREATE INDEX IF NOT EXISTS events_company ON events (company, first_seen, id);
+CREATE INDEX IF NOT EXISTS events_published ON events (published, id);
+CREATE INDEX IF NOT EXISTS events_by_family ON events (family, published, id);
+CREATE INDEX IF NOT EXISTS events_by_company ON events (company, published, id);
 -- with the chip's company and family: a model of another chip (baidu's 910C) is told from the index alone
-CREATE INDEX IF NOT EXISTS events_model ON events (model, first_seen, id, company, family) WHERE model IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_fab ON events (fab, first_seen, id) WHERE fab IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_use ON events (use, first_seen, id) WHERE use IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_lang ON events (lang, first_seen, id);
+CREATE INDEX IF NOT EXISTS events_by_model ON events (model, published, id, company, family) WHERE model IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_fab ON events (fab, published, id) WHERE fab IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_use ON events (use, published, id) WHERE use IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_lang ON events (lang, published, id);
 CREATE INDEX IF NOT EXISTS events_article ON events (article_url);
 CREATE INDEX IF NOT EXISTS events_chip_claims ON events (chip, claims, first_seen, id);
 -- the Nvidia products each event's article names, one row each (the nvidia filter's index), kept by triggers
 -- on every write of the events table
 CREATE TABLE IF NOT EXISTS event_nvidia (
-    model TEXT NOT NULL, first_seen TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (model, first_seen, id))
+    model TEXT NOT NULL, published TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (model, published, id))
     WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS event_nvidia_id ON event_nvidia (id);
 CREATE TRIGGER IF NOT EXISTS events_nvidia_insert AFTER INSERT ON events BEGIN
-    INSERT OR IGNORE INTO event_nvidia (model, first_seen, id)
-        SELECT value, NEW.first_seen, NEW.id FROM json_each(NEW.data, '$.nvidia_models');
+    INSERT OR IGNORE INTO event_nvidia (model, published, id)
+        SELECT value, NEW.published, NEW.id FROM json_each(NEW.data, '$.nvidia_models');
 END;
-CREATE TRIGGER IF NOT EXISTS events_nvidia_update AFTER UPDATE OF data, first_seen, id ON events BEGIN
+CREATE TRIGGER IF NOT EXISTS events_nvidia_update AFTER UPDATE OF data, published, id ON events BEGIN
     DELETE FROM event_nvidia WHERE id = OLD.id;
-    INSERT OR IGNORE INTO event_nvidia (model, first_seen, id)
-        SELECT value, NEW.first_seen, NEW.id FROM json_each(NEW.data, '$.nvidia_models');
+    INSERT OR IGNORE INTO event_nvidia (model, published, id)
+        SELECT value, NEW.published, NEW.id FROM json_each(NEW.data, '$.nvidia_models');
 END;
 CREATE TRIGGER IF NOT EXISTS events_nvidia_delete AFTER DELETE ON events BEGIN
     DELETE FROM event_nvidia WHERE id = OLD.id;
@@ -244,21 +257,31 @@ class SQLiteStore:
         return [StoredEvent.model_validate_json(r[0]) for r in rows]
 
     def query_events(self, query: EventQuery, cursor: str | None = None) -> tuple[list[StoredEvent], str | None]:
-        # each filter has an index (value, first_seen, id): one of them is walked newest first, up to the limit
+        # each filter has an index (value, published, id): one of them is walked newest first, up to the limit;
+        # a query by stored time alone walks (first_seen, id), the filters checked on each row (common.by_seen)
         filters = {name: value for name in _FILTER_INDEXES if (value := getattr(query, name)) is not None}
         if not query.nvidia:
             filters.pop("nvidia", None)  # an empty one filters nothing
-        bounds: list[tuple[str, list[str]]] = []  # on the walked index's (first_seen, id); {t}: its table
-        if query.since:
-            bounds.append(("{t}.first_seen >= ?", [timestamp(query.since)]))
-        if query.until:
-            bounds.append(("{t}.first_seen < ?", [timestamp(query.until)]))
+        axis = "first_seen" if by_seen(query) else "published"
+        bounds: list[tuple[str, list[str]]] = []  # on the walked index's (axis, id); {t}: its table
+        checks: list[tuple[str, list[str]]] = []  # on each row reached
+        for column, low, high in (("published", query.since, query.until),
+                                  ("first_seen", query.seen_since, query.seen_until)):
+            terms = bounds if column == axis else checks
+            if low:
+                terms.append((f"{{t}}.{column} >= ?" if column == axis else f"events.{column} >= ?", [timestamp(low)]))
+            if high:
+                terms.append((f"{{t}}.{column} < ?" if column == axis else f"events.{column} < ?", [timestamp(high)]))
+        if axis == "published" and query.seen_until:  # published <= first_seen: the walk can start there
+            bounds.append(("{t}.published < ?", [timestamp(query.seen_until)]))
         if cursor:
-            bounds.append(("({t}.first_seen, {t}.id) < (?, ?)", list(decode_cursor(cursor, query))))
+            bounds.append((f"({{t}}.{axis}, {{t}}.id) < (?, ?)", list(decode_cursor(cursor, query))))
         db = self._db()
         if _no_such_chip(db, filters):
             return [], None
-        sql, params = _events_sql(_driving_filter(db, filters, bounds), filters, bounds)
+        walkable = {name: value for name, value in filters.items() if value != ANY_NVIDIA}  # "any": no index
+        driver = _driving_filter(db, walkable, bounds) if axis == "published" else None
+        sql, params = _events_sql(driver, filters, bounds, checks, axis)
         rows = db.execute(sql, [*params, query.limit + 1]).fetchall()
         events = [StoredEvent.model_validate_json(r[0]) for r in rows[: query.limit]]
         more = len(rows) > query.limit
@@ -279,11 +302,14 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
             row = db.execute("SELECT data FROM article_stats WHERE day = ? AND url = ?", key).fetchone()
             before = stats_contribution(ArticleStats.model_validate_json(row[0]), reported) if row else None
-            db.execute(
-                "INSERT INTO article_stats (day, url, data) VALUES (?, ?, ?) "
-                "ON CONFLICT (day, url) DO UPDATE SET data = excluded.data",
-                (*key, stats.model_dump_json()),
-            )
+            if stats.counted:
+                db.execute(
+                    "INSERT INTO article_stats (day, url, data) VALUES (?, ?, ?) "
+                    "ON CONFLICT (day, url) DO UPDATE SET data = excluded.data",
+                    (*key, stats.model_dump_json()),
+                )
+            else:  # nothing left to count (reextract): the stats go
+                db.execute("DELETE FROM article_stats WHERE day = ? AND url = ?", key)
             new = stats_contribution(stats, reported)
             _add_to_tally(db, Contribution(new.scope, difference(new, before)))  # replaced: the difference only
 
@@ -394,6 +420,7 @@ _ADDED_COLUMNS = {
         "claims": "INTEGER NOT NULL DEFAULT 0",
         # the filters' columns (lang is NULL only in rows not filled in yet)
         "model": "TEXT", "fab": "TEXT", "use": "TEXT", "lang": "TEXT",
+        "published": "TEXT",  # StoredEvent.published (NULL only in rows not filled in yet)
     },
     "sightings": {"alert": "TEXT", "alert_due": "TEXT", "lease_until": "TEXT"},
     "simhash_bands": {"expires_at": "INTEGER"},  # NULL for bands stored before: they never expire
@@ -407,9 +434,16 @@ _BACKFILL = [
 ]
 # Tables added since: a file made before gets them (from the schema) filled in from its events
 _ADDED_TABLES = {
-    "event_nvidia": "INSERT OR IGNORE INTO event_nvidia (model, first_seen, id) SELECT j.value, e.first_seen, e.id "
+    "event_nvidia": "INSERT OR IGNORE INTO event_nvidia (model, published, id) SELECT j.value, e.published, e.id "
                     "FROM events AS e, json_each(e.data, '$.nvidia_models') AS j",
 }
+# What a file from before the publication axis holds on the stored-time axis: dropped, then made again
+_OUTDATED = """
+DROP INDEX IF EXISTS events_family; DROP INDEX IF EXISTS events_company; DROP INDEX IF EXISTS events_model;
+DROP INDEX IF EXISTS events_fab; DROP INDEX IF EXISTS events_use; DROP INDEX IF EXISTS events_lang;
+DROP TRIGGER IF EXISTS events_nvidia_insert; DROP TRIGGER IF EXISTS events_nvidia_update;
+DROP TABLE IF EXISTS event_nvidia;
+"""
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -425,6 +459,12 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
         return
     for statement in _BACKFILL:
         db.execute(statement)
+    unfilled = db.execute("SELECT id, data FROM events WHERE published IS NULL").fetchall()
+    db.executemany("UPDATE events SET published = ? WHERE id = ?",
+                   [(timestamp(StoredEvent.model_validate_json(data).published), id_) for id_, data in unfilled])
+    if "event_nvidia" in tables and "first_seen" in {row[1] for row in db.execute("PRAGMA table_info(event_nvidia)")}:
+        db.executescript(_OUTDATED)
+        tables.discard("event_nvidia")
     added = [table for table in _ADDED_TABLES if table not in tables]
     if added:
         db.executescript(_SCHEMA)  # creates them, their indexes and triggers (and the new columns' indexes)
@@ -432,11 +472,11 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             db.execute(_ADDED_TABLES[table])
 
 
-_EVENT_COLUMNS = "(id, article_url, first_seen, company, family, data, chip, claims, model, fab, use, lang)"
-_EVENT_VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_EVENT_COLUMNS = "(id, article_url, first_seen, company, family, data, chip, claims, model, fab, use, lang, published)"
+_EVENT_VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # what replacing a stored event changes (its id names its article and chip; its first sighting stays)
 _EVENT_CHANGES = ("data = excluded.data, claims = excluded.claims, model = excluded.model, fab = excluded.fab, "
-                  "use = excluded.use, lang = excluded.lang")
+                  "use = excluded.use, lang = excluded.lang, published = excluded.published")
 
 
 def _event_row(event: StoredEvent) -> tuple:
@@ -445,15 +485,15 @@ def _event_row(event: StoredEvent) -> tuple:
         event.id, event.article.url, timestamp(event.first_seen), event.company, event.family,
         event.model_dump_json(),
         chip_key(event.company, event.family, event.model), int(bool(event.fab or event.use)),
-        event.model, event.fab, event.use, event.lang,
+        event.model, event.fab, event.use, event.lang, timestamp(event.published),
     )
 
 
-# The index of each filter, (value, first_seen, id), in the order they are likely to be selective (a model is
+# The index of each filter, (value, published, id), in the order they are likely to be selective (a model is
 # rare, a language common); the Nvidia products' is the table event_nvidia (its primary key).
 _FILTER_INDEXES = {
-    "model": "events_model", "family": "events_family", "company": "events_company", "nvidia": "event_nvidia",
-    "fab": "events_fab", "use": "events_use", "lang": "events_lang",
+    "model": "events_by_model", "family": "events_by_family", "company": "events_by_company",
+    "nvidia": "event_nvidia", "fab": "events_by_fab", "use": "events_by_use", "lang": "events_by_lang",
 }
 _PROBE = 1000  # index entries read at most per filter, when several are given, to find the sparsest
 
@@ -471,8 +511,8 @@ def _driving_filter(db: sqlite3.Connection, filters: dict[str, str], bounds: lis
         index = "" if name == "nvidia" else f" INDEXED BY {_FILTER_INDEXES[name]}"
         where = " AND ".join([f"{column} = ?", *(term.format(t=table) for term, _ in bounds)])
         count, oldest = db.execute(
-            f"SELECT count(*), min(first_seen) FROM (SELECT first_seen FROM {table}{index} WHERE {where} "
-            "ORDER BY first_seen DESC, id DESC LIMIT ?)",
+            f"SELECT count(*), min(published) FROM (SELECT published FROM {table}{index} WHERE {where} "
+            "ORDER BY published DESC, id DESC LIMIT ?)",
             [value, *(v for _, values in bounds for v in values), _PROBE],
         ).fetchone()
         reach[name] = (count, oldest or "")
@@ -492,28 +532,33 @@ def _no_such_chip(db: sqlite3.Connection, filters: dict[str, str]) -> bool:
 
 
 def _events_sql(
-    driver: str | None, filters: dict[str, str], bounds: list[tuple[str, list[str]]]
+    driver: str | None, filters: dict[str, str], bounds: list[tuple[str, list[str]]],
+    checks: list[tuple[str, list[str]]], axis: str,
 ) -> tuple[str, list[str]]:
-    """The events matching `filters` and `bounds`, newest first: the driving filter's index walked in
-    (first_seen, id) order from the upper bound, the other filters checked on each row it reaches (LIMIT ? left
-    to bind)."""
+    """The events matching `filters`, `bounds` and `checks`, newest first: the driving filter's index walked
+    in (axis, id) order from the upper bound (no driver: the axis's own index), the other filters and the
+    checks tested on each row it reaches (LIMIT ? left to bind)."""
     if driver == "nvidia":
         source, walked = "event_nvidia AS n CROSS JOIN events ON events.id = n.id", "n"
     else:
-        source, walked = f"events INDEXED BY {_FILTER_INDEXES.get(driver or '', 'events_time')}", "events"
+        index = _FILTER_INDEXES[driver] if driver else ("events_time" if axis == "first_seen" else "events_published")
+        source, walked = f"events INDEXED BY {index}", "events"
     where, params = [], []
     for name, value in filters.items():
+        if name == "nvidia" and value == ANY_NVIDIA:
+            where.append("EXISTS (SELECT 1 FROM event_nvidia AS n WHERE n.id = events.id)")
+            continue
         if name == "nvidia" and driver != "nvidia":
             where.append("EXISTS (SELECT 1 FROM event_nvidia AS n "
-                         "WHERE n.model = ? AND n.first_seen = events.first_seen AND n.id = events.id)")
+                         "WHERE n.model = ? AND n.published = events.published AND n.id = events.id)")
         else:
             where.append("n.model = ?" if name == "nvidia" else f"events.{name} = ?")
         params.append(value)
-    for term, values in bounds:
+    for term, values in [*bounds, *checks]:
         where.append(term.format(t=walked))
         params += values
     sql = f"SELECT events.data FROM {source}" + (f" WHERE {' AND '.join(where)}" if where else "")
-    return sql + f" ORDER BY {walked}.first_seen DESC, {walked}.id DESC LIMIT ?", params
+    return sql + f" ORDER BY {walked}.{axis} DESC, {walked}.id DESC LIMIT ?", params
 
 
 def _add_to_tally(db: sqlite3.Connection, contribution: Contribution) -> None:
