@@ -253,3 +253,33 @@ def test_a_keyed_filter_reads_only_its_matches(dynamodb_url):
     # two keyed filters: the chip summaries say samsung is the rarer, so its 3 keys are read, not H20's 40
     assert calls.count("Scan") == 0 and calls.count("Query") == 5 and calls.count("BatchGetItem") == 3
     store.close()
+
+
+def test_replacing_an_event_stored_before_the_publication_axis_moves_its_keys(store, monkeypatch):
+    """A table from before: the event's index keys and filter keys on first_seen, no stored-time key.
+    Replacing it (what `reextract` does) puts them on `published` and drops the old ones."""
+    from chalicelib.store import dynamodb
+
+    event = make_event(1, fab="samsung")  # published an hour before it was first seen
+    legacy_item, legacy_keys = dynamodb._event_item, dynamodb._filter_keys
+
+    def old_item(e):
+        item = legacy_item(e)
+        old = f"{e.first_seen.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{e.id}"
+        return item | {"gsi1sk": {"S": old}, "gsi2sk": {"S": old}}
+
+    monkeypatch.setattr(dynamodb, "_event_item", old_item)
+    monkeypatch.setattr(dynamodb, "_filter_keys", lambda e, published=None: [
+        k for k in legacy_keys(e, published=e.first_seen) if not k["pk"]["S"].startswith("SEEN#")])
+    store.put_events([event])
+    monkeypatch.setattr(dynamodb, "_event_item", legacy_item)
+    monkeypatch.setattr(dynamodb, "_filter_keys", legacy_keys)
+    assert store.query_events(EventQuery(seen_since=T0))[0] == []  # no stored-time key yet
+
+    store.replace_article_events(event.article.url, [event])
+    by_fab = store.client.query(TableName=store.table, KeyConditionExpression="pk = :pk",
+                                ExpressionAttributeValues={":pk": {"S": "BY#fab#samsung"}})["Items"]
+    assert [k["sk"]["S"][:19] for k in by_fab] == [event.published.strftime("%Y-%m-%dT%H:%M:%S")]  # one key
+    for query in (EventQuery(fab="samsung"), EventQuery(family="ascend"), EventQuery(seen_since=T0),
+                  EventQuery(until=event.first_seen)):
+        assert [e.id for e in store.query_events(query)[0]] == [event.id]

@@ -18,7 +18,6 @@ from chalicelib.store import EventStore
 
 HTML = "text/html; charset=utf-8"
 LATEST_EVENTS = 20  # shown on the page
-EVENTS_READ = 200  # the newest stored events read, of which the newest by publication are shown
 
 
 def home(store: EventStore, params: query.Params | None, now: datetime | None = None) -> ApiResponse:
@@ -32,15 +31,11 @@ def home(store: EventStore, params: query.Params | None, now: datetime | None = 
     return ApiResponse(200, body, HTML)
 
 
-def published_or_seen(event: StoredEvent) -> datetime:
-    """When an event's article was published; an article without a date counts as published when first seen."""
-    return event.article.published or event.first_seen
-
-
 def latest_events(store: EventStore, shown: int = LATEST_EVENTS) -> list[StoredEvent]:
-    """The newest events by publication, of the newest stored (one read)."""
-    events, _ = store.query_events(EventQuery(limit=EVENTS_READ))
-    return sorted(events, key=lambda e: (published_or_seen(e), e.id), reverse=True)[:shown]
+    """The newest events by publication (StoredEvent.published: when first seen, for an article without a
+    date), as /events lists them."""
+    events, _ = store.query_events(EventQuery(limit=shown))
+    return events
 
 
 def waiting_by_company(chips: list[ChipSummary]) -> dict[str, list[ChipSummary]]:
