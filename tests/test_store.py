@@ -361,3 +361,12 @@ def test_alert_outbox_lease_and_delivery(store):
     store.update_alert(failed.model_copy(update={"status": "sent", "attempts": 2, "sent_at": T0}))
     assert store.pending_alerts(T0 + timedelta(days=1)) == []
     assert not store.lease_alert(alert.key, T0 + timedelta(days=1), T0 + timedelta(days=2))  # sent: never again
+
+
+def test_chip_claims_are_the_newest_stored_whatever_their_publication_dates(store):
+    """/chips's sources: a chip's newest claims by when they were stored, on both stores alike (an old
+    article read today is a new source)."""
+    events = [_dated(n, T0 - timedelta(days=10 * n), 10 * n, url=f"https://old.example/{n}") for n in range(1, 4)]
+    store.put_events(events)  # the later stored, the earlier published
+    assert [e.id for e in store.chip_claims("huawei", "ascend", "910C")] == [e.id for e in reversed(events)]
+    assert [e.id for e in store.query_events(EventQuery(model="910C"))[0]] == [e.id for e in events]

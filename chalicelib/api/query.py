@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
+from chalicelib import models
 from chalicelib.catalog import Catalog, load_catalog
 from chalicelib.dates import parse_moment
 from chalicelib.errors import ApiError
@@ -27,7 +28,7 @@ MAX_LIMIT = 200
 MAX_CURSOR = 512
 
 
-ANY_NVIDIA = "any"  # nvidia=any: the events whose article names any Nvidia product
+ANY_NVIDIA = models.ANY_NVIDIA.lower()  # nvidia=any: the events whose article names any Nvidia product
 
 
 def family_ids(catalog: Catalog) -> list[str]:
@@ -111,7 +112,7 @@ def model_name(name: str, value: str) -> str:
 
 
 def nvidia(value: str, catalog: Catalog) -> str:
-    """"any" (passed on as it is: EventQuery upper-cases it), or the Nvidia product the value names."""
+    """"any" (models.ANY_NVIDIA once EventQuery upper-cases it), or the Nvidia product the value names."""
     if value.lower() == ANY_NVIDIA:
         return ANY_NVIDIA
     product = nvidia_product(value, catalog)

@@ -773,7 +773,7 @@ def _event_item(event: StoredEvent) -> Item:
         gsi2pk=f"MONTH#{stamp[:7]}", gsi2sk=key,
         gsi3pk=f"ARTICLE#{url_key(event.article.url)}", gsi3sk=f"EVENT#{event.id}",
         gsi4pk=f"CHIP#{chip_key(event.company, event.family, event.model)}" if claims else None,
-        gsi4sk=key if claims else None,
+        gsi4sk=f"{timestamp(event.first_seen)}#{event.id}" if claims else None,  # newest claims: by first seen
         # flat copies of the filterable fields, for FilterExpressions and for reading the table by hand
         company=event.company, family=event.family, model=event.model, fab=event.fab, use=event.use,
         lang=event.lang, nvidia=event.nvidia_models,
