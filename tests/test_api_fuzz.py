@@ -44,7 +44,7 @@ from tests.test_api import seed
 
 pytestmark = pytest.mark.functional
 
-MAX_EXAMPLES = 300
+MAX_EXAMPLES = 150  # per operation and phase (an operation: GET or HEAD of a route)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           unsupported_method, allow_header_conformance, negative_data_rejection]
 

@@ -10,6 +10,8 @@ import json
 import re
 import subprocess
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html import escape as html_escape
 from xml.sax.saxutils import escape as xml_escape
@@ -25,7 +27,7 @@ from chalicelib.labels import chip_label
 from chalicelib.models import DependencePeriod, EventQuery
 from chalicelib.present import count, day_text, fab_claim, lang_name, lang_tag, outlet, trend_bars
 from chalicelib.sightings import seed_catalog
-from chalicelib.store import EventStore
+from chalicelib.store import EventStore, open_store
 from chalicelib.text import CJK
 from tests.browser import chromium_path, png_size, render
 from tests.conftest import ROOT
@@ -45,10 +47,19 @@ def samples_served():
         yield feeds
 
 
-@pytest.fixture
-def sampled(store, samples_served) -> EventStore:
-    seed_from_samples(store, samples_served)
-    return store
+@pytest.fixture(scope="module", params=["sqlite", "dynamodb"])
+def sampled(request, samples_served, tmp_path_factory) -> Iterator[EventStore]:
+    """The samples seeded once per store for the module's tests that only read (seeding is most of their
+    time); a test that writes takes `store`, fresh."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('page')}/page.db"
+    else:
+        url = (f"dynamodb://page-{uuid.uuid4().hex[:12]}?endpoint_url={request.getfixturevalue('moto_server')}"
+               "&region=us-east-1&create=1")
+    opened = open_store(url)
+    seed_from_samples(opened, samples_served)
+    yield opened
+    opened.close()
 
 
 def page_of(store: EventStore, now: datetime = NOW) -> tuple[str, lxml_html.HtmlElement]:
