@@ -103,9 +103,11 @@ def _open(args: argparse.Namespace, *, read_only: bool = False):
 
 
 def _must_exist(url: str) -> None:
-    # open_store's reading of sqlite:///FILE (a DynamoDB table that is not there fails when opened)
-    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-    if path is not None and not path.is_file():
+    """A SQLite store's file must be there (a DynamoDB table that is not there fails when opened)."""
+    from chalicelib.store import sqlite_path
+
+    path = sqlite_path(url)
+    if path and not Path(path).is_file():
         raise StoreError(f"no store at {str(path)!r} ({url}): nothing to read; run `ingest` (or `demo`) first, "
                          "or give --db (or CHIPTRACKER_DB) the store to read")
 

@@ -57,6 +57,18 @@ def day_tallies(store: EventStore, since: date, until: date) -> list[Tally]:
     return store.tallies(DAY, since.isoformat(), until.isoformat())
 
 
+def signal(store: EventStore, since: date, until: date, by: str) -> list[DependencePeriod]:
+    """The signal per period (`by`: week or month) from `since`, a period's start, to `until`; the last
+    period ends at `until` when `until` falls inside it (a trend up to today)."""
+    periods: dict[date, DependencePeriod] = {}
+    start = since
+    while start < until:
+        periods[start] = empty_period(period_name(start, by), start, min(next_period(start, by), until))
+        start = next_period(start, by)
+    tally(periods, day_tallies(store, since, until), lambda day: period_start(day, by))
+    return list(periods.values())
+
+
 def figures(store: EventStore, start: date, end: date, name: str) -> DependencePeriod:
     """The signal over one stretch of days, [start, end)."""
     period = empty_period(name, start, end)

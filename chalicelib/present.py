@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chalicelib.catalog import load_catalog
-from chalicelib.dependence import day_tallies, empty_period, next_period, period_name, period_start, tally
+from chalicelib.dependence import period_start, signal
 from chalicelib.labels import chip_label, chip_name, company_name, evidence_fab_first, fab_evidence, is_unnamed, quotes
 from chalicelib.models import DependencePeriod
 from chalicelib.store import EventStore
@@ -131,13 +131,7 @@ def weekly_trend(store: EventStore, last_day: date, weeks: int = TREND_WEEKS) ->
     """The signal per ISO week, `weeks` of them up to the one holding `last_day`, counted up to and
     including `last_day` (that week's period ends the day after it): one read of the day summaries."""
     first = period_start(last_day, "week") - timedelta(weeks=weeks - 1)
-    end = last_day + timedelta(days=1)
-    periods: dict[date, DependencePeriod] = {}
-    for n in range(weeks):
-        start = first + timedelta(weeks=n)
-        periods[start] = empty_period(period_name(start, "week"), start, min(next_period(start, "week"), end))
-    tally(periods, day_tallies(store, first, end), lambda day: period_start(day, "week"))
-    return list(periods.values())
+    return signal(store, first, last_day + timedelta(days=1), "week")
 
 
 @dataclass(frozen=True)

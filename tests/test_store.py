@@ -196,6 +196,16 @@ def test_query_filters(store):
     assert models(family="ascend", fab="tsmc") == []
 
 
+def every_page(store, query: EventQuery) -> list[str]:
+    """The ids of every page of `query`, following its cursor to the end."""
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.query_events(query, cursor)
+        seen += [e.id for e in page]
+        if cursor is None:
+            return seen
+
+
 def _dated(n: int, published: datetime | None, seen_minutes: int, **changes) -> StoredEvent:
     event = make_event(n, minutes=seen_minutes, **changes)
     return event.model_copy(update={"article": event.article.model_copy(update={"published": published})})
@@ -225,13 +235,7 @@ def test_since_and_until_are_publication_times_and_seen_ones_stored_times(store)
     assert ids(since=T0 - timedelta(days=40), seen_until=T0 + timedelta(minutes=15)) == [old_news.id]
     assert ids(model="910C", seen_since=T0) == [old_news.id] and ids(nvidia="H20", until=T0) == [old_news.id]
     for query in (EventQuery(limit=1), EventQuery(seen_since=T0, limit=1), EventQuery(nvidia="any", limit=1)):
-        seen, cursor = [], None
-        while True:
-            page, cursor = store.query_events(query, cursor)
-            seen += [e.id for e in page]
-            if cursor is None:
-                break
-        assert seen == ids(**query.model_dump(exclude={"limit"}, exclude_none=True))
+        assert every_page(store, query) == ids(**query.model_dump(exclude={"limit"}, exclude_none=True))
 
 
 def test_pagination_visits_every_match_once_while_new_events_arrive(store):

@@ -12,7 +12,7 @@ from chalicelib.models import EventQuery
 from chalicelib.store import open_store
 from chalicelib.store.common import matches
 from chalicelib.store.sqlite import _event_row
-from tests.test_store import T0, make_event
+from tests.test_store import T0, every_page, make_event
 
 pytestmark = pytest.mark.unit
 
@@ -108,13 +108,7 @@ def test_every_combination_of_filters_pages_through_exactly_the_matching_events(
         for _ in range(150):
             names = rng.sample(sorted(choices), rng.randint(1, 4))
             query = EventQuery(limit=rng.choice([1, 7, 50]), **{n: rng.choice(choices[n]) for n in names})
-            seen, cursor = [], None
-            while True:
-                page, cursor = store.query_events(query, cursor)
-                seen += [e.id for e in page]
-                if cursor is None:
-                    break
-            assert seen == [e.id for e in newest_first if matches(e, query)], query
+            assert every_page(store, query) == [e.id for e in newest_first if matches(e, query)], query
     finally:
         store.close()
 

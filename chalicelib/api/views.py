@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from chalicelib import __version__
 from chalicelib.api import query
@@ -29,22 +29,12 @@ from chalicelib.api.formats import (
     query_params,
 )
 from chalicelib.catalog import load_catalog
-from chalicelib.dependence import (
-    DEFINITION,
-    day_tallies,
-    empty_period,
-    months_back,
-    next_period,
-    period_name,
-    period_start,
-    tally,
-)
+from chalicelib.dependence import DEFINITION, months_back, next_period, period_start, signal
 from chalicelib.errors import ApiError, BadCursor
 from chalicelib.keys import chip_key
 from chalicelib.models import (
     ChipsResponse,
     ChipSummary,
-    DependencePeriod,
     DependenceResponse,
     EventsPage,
     FabClaims,
@@ -189,14 +179,8 @@ def dependence(store: EventStore, params: query.Params | None) -> ApiResponse:
         raise ApiError(400, "since must be before until", "since")
     if until - since > MAX_RANGE:
         raise ApiError(400, "at most three years at once", "since")
-    periods: dict[date, DependencePeriod] = {}
-    start = since
-    while start < until:
-        periods[start] = empty_period(period_name(start, by), start, next_period(start, by))
-        start = periods[start].end
-    tally(periods, day_tallies(store, since, until), lambda day: period_start(day, by))
     return json_response(DependenceResponse(by=by, since=since, until=until, definition=DEFINITION,
-                                            periods=list(periods.values())))
+                                            periods=signal(store, since, until, by)))
 
 
 def list_feeds(store: EventStore, params: query.Params | None) -> ApiResponse:

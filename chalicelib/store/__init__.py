@@ -134,14 +134,18 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
+def sqlite_path(url: str) -> str:
+    """The file of sqlite:///relative.db or sqlite:////absolute/path.db (as SQLAlchemy writes them); "" if none."""
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+
+
 def open_store(url: str) -> EventStore:
     """The store at `url`; StoreError if the URL is not one, or the store cannot be opened."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from chalicelib.store.sqlite import SQLiteStore
 
-        # sqlite:///relative.db, sqlite:////absolute/path.db (as SQLAlchemy writes them)
-        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+        path = sqlite_path(url)
         if not path:
             raise StoreError(f"no file in {url!r}: use sqlite:///relative.db or sqlite:////absolute.db")
         return SQLiteStore(path)
